@@ -1,0 +1,82 @@
+import { createPublicKey, type KeyObject } from "node:crypto";
+import { SignJWT, jwtVerify, errors as joseErrors } from "jose";
+import type { Clock } from "@cls/clock";
+import { UnauthenticatedError } from "@cls/errors";
+import { keyIdOf, privateKeyFromPem, rawPublicKey } from "@cls/lease";
+import type { Caller } from "./caller.js";
+
+const ISSUER = "cls.server-identity";
+const AUDIENCE = "cls";
+
+export interface IssuedToken {
+  token: string;
+  expiresAt: Date;
+}
+
+export interface TokenIssuer {
+  issueServerToken(serverId: string, accountId: string): Promise<IssuedToken>;
+  /** PEM of the public key that verifies the tokens this issuer makes. */
+  readonly publicKeyPem: string;
+}
+
+/** Issues short-lived EdDSA access tokens for enrolled servers. */
+export function createTokenIssuer(privateKeyPem: string, options: { clock: Clock; ttlMs: number }): TokenIssuer {
+  const privateKey = privateKeyFromPem(privateKeyPem);
+  const publicKey = createPublicKey(privateKey);
+  const kid = keyIdOf(rawPublicKey(publicKey));
+  return {
+    publicKeyPem: publicKey.export({ format: "pem", type: "spki" }).toString(),
+    async issueServerToken(serverId, accountId) {
+      const nowSeconds = Math.floor(options.clock.now().getTime() / 1000);
+      const expiresSeconds = nowSeconds + Math.floor(options.ttlMs / 1000);
+      const token = await new SignJWT({ acc: accountId, knd: "server" })
+        .setProtectedHeader({ alg: "EdDSA", kid })
+        .setIssuer(ISSUER)
+        .setAudience(AUDIENCE)
+        .setSubject(serverId)
+        .setIssuedAt(nowSeconds)
+        .setExpirationTime(expiresSeconds)
+        .sign(privateKey);
+      return { token, expiresAt: new Date(expiresSeconds * 1000) };
+    },
+  };
+}
+
+export interface TokenVerifier {
+  verify(token: string): Promise<Caller>;
+}
+
+/** Splits a file of one or more PEM public keys (several during a key rotation). */
+export function parsePublicKeysPem(pem: string): KeyObject[] {
+  const blocks = pem.match(/-----BEGIN PUBLIC KEY-----[\s\S]+?-----END PUBLIC KEY-----/g) ?? [];
+  if (blocks.length === 0) throw new Error("no PEM public key found");
+  return blocks.map((block) => createPublicKey(block));
+}
+
+/** Verifies access tokens locally, with no call to the identity service. */
+export function createTokenVerifier(publicKeys: readonly KeyObject[], options: { clock: Clock }): TokenVerifier {
+  const byKid = new Map(publicKeys.map((key) => [keyIdOf(rawPublicKey(key)), key]));
+  return {
+    async verify(token) {
+      try {
+        const { payload } = await jwtVerify(
+          token,
+          (header) => {
+            const key = header.kid ? byKid.get(header.kid) : undefined;
+            if (!key) throw new UnauthenticatedError("access token signed by an unknown key");
+            return key;
+          },
+          { issuer: ISSUER, audience: AUDIENCE, algorithms: ["EdDSA"], currentDate: options.clock.now() },
+        );
+        if (payload.knd !== "server" || typeof payload.sub !== "string" || typeof payload.acc !== "string") {
+          throw new UnauthenticatedError("access token is missing its subject");
+        }
+        return { kind: "server", serverId: payload.sub, accountId: payload.acc };
+      } catch (error) {
+        if (error instanceof UnauthenticatedError) throw error;
+        if (error instanceof joseErrors.JWTExpired) throw new UnauthenticatedError("access token expired: authenticate again");
+        throw new UnauthenticatedError("access token is not valid");
+      }
+    },
+  };
+}

@@ -1,0 +1,62 @@
+import { Kysely, PostgresDialect, WithSchemaPlugin } from "kysely";
+import pg from "pg";
+import { PGlite } from "@electric-sql/pglite";
+import { PGliteDialect } from "kysely-pglite-dialect";
+
+const INT8_OID = 20;
+
+/** One database connection shared by the services of a process. */
+export interface DatabaseHandle {
+  readonly root: Kysely<any>;
+  /** "postgres" for a real server, "pglite" for the embedded one. */
+  readonly kind: "postgres" | "pglite";
+  close(): Promise<void>;
+}
+
+export interface OpenDatabaseOptions {
+  /** postgres://…; when absent, an embedded PGlite database is used. */
+  url?: string | undefined;
+  /** Folder that keeps the embedded database across restarts; in memory when absent. */
+  embeddedDir?: string | undefined;
+  /** Most connections this process opens to Postgres. */
+  maxConnections?: number;
+}
+
+/** Opens Postgres when a URL is given, otherwise the embedded PGlite (real Postgres in WASM). */
+export async function openDatabase(options: OpenDatabaseOptions): Promise<DatabaseHandle> {
+  if (options.url) {
+    const pool = new pg.Pool({
+      connectionString: options.url,
+      max: options.maxConnections ?? 10,
+      types: {
+        getTypeParser: (oid: number, format?: unknown) =>
+          oid === INT8_OID ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format as "text"),
+      },
+    });
+    // An idle client losing its connection (Postgres restarting) must not crash the process.
+    pool.on("error", () => {});
+    const root = new Kysely<any>({ dialect: new PostgresDialect({ pool }) });
+    return { root, kind: "postgres", close: () => root.destroy() };
+  }
+  const pglite = new PGlite(options.embeddedDir ?? "memory://", {
+    parsers: { [INT8_OID]: (value: string) => Number(value) },
+  });
+  await pglite.waitReady;
+  const root = new Kysely<any>({ dialect: new PGliteDialect(pglite) });
+  return {
+    root,
+    kind: "pglite",
+    close: async () => {
+      await root.destroy();
+      if (!pglite.closed) await pglite.close();
+    },
+  };
+}
+
+/**
+ * A view of the shared connection in which unqualified tables live in `schema`.
+ * It shares the root's driver, so embedded PGlite still runs one transaction at a time.
+ */
+export function forSchema<DB>(root: Kysely<any>, schema: string): Kysely<DB> {
+  return root.withPlugin(new WithSchemaPlugin(schema)) as unknown as Kysely<DB>;
+}

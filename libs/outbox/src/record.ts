@@ -1,0 +1,30 @@
+import type { Kysely } from "kysely";
+import { newId } from "@cls/db";
+import type { OutboxTable } from "./table.js";
+
+/** An event for the customer's notifications (SPEC L15). */
+export interface OutboxEvent {
+  accountId: string;
+  type: string;
+  data: Record<string, unknown>;
+  occurredAt: Date;
+}
+
+/**
+ * Writes events in the caller's transaction, so they exist exactly when the change that
+ * caused them does. Returns their stable ids.
+ */
+export async function recordEvents(trx: Kysely<any>, events: readonly OutboxEvent[]): Promise<string[]> {
+  if (events.length === 0) return [];
+  const rows = events.map((event) => ({
+    event_id: newId("evt"),
+    account_id: event.accountId,
+    type: event.type,
+    data: JSON.stringify(event.data),
+    occurred_at: event.occurredAt,
+    delivered_at: null,
+    attempts: 0,
+  }));
+  await (trx as Kysely<{ outbox: OutboxTable }>).insertInto("outbox").values(rows).execute();
+  return rows.map((row) => row.event_id);
+}

@@ -1,0 +1,119 @@
+import type { Kysely } from "kysely";
+import type { Logger } from "pino";
+import type { Clock } from "@cls/clock";
+import type { OutboxTable } from "./table.js";
+
+/** An event as the relay hands it to delivery, with its stable id. */
+export interface StoredEvent {
+  eventId: string;
+  accountId: string;
+  type: string;
+  data: Record<string, unknown>;
+  occurredAt: Date;
+}
+
+export interface OutboxRelayOptions {
+  /** A service database with an `outbox` table. */
+  db: Kysely<any>;
+  /** Must be idempotent by event id: a crash after delivery and before marking redelivers. */
+  deliver(events: StoredEvent[]): Promise<void>;
+  clock: Clock;
+  logger: Logger;
+  intervalMs?: number;
+  batchSize?: number;
+}
+
+export interface OutboxRelay {
+  /** Delivers what is pending now; resolves when done. Safe to call concurrently and from many replicas. */
+  flush(): Promise<number>;
+  /** Asks for a flush soon, without waiting for it. */
+  kick(): void;
+  stop(): Promise<void>;
+}
+
+/** Relays outbox rows at least once. Replicas share the work with FOR UPDATE SKIP LOCKED. */
+export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
+  const db = options.db as Kysely<{ outbox: OutboxTable }>;
+  const { logger } = options;
+  const batchSize = options.batchSize ?? 200;
+  let running: Promise<number> | undefined;
+  let stopped = false;
+
+  async function deliverBatch(): Promise<number> {
+    return db.transaction().execute(async (trx) => {
+      const rows = await trx
+        .selectFrom("outbox")
+        .selectAll()
+        .where("delivered_at", "is", null)
+        .orderBy("occurred_at")
+        .limit(batchSize)
+        .forUpdate()
+        .skipLocked()
+        .execute();
+      if (rows.length === 0) return 0;
+      const ids = rows.map((row) => row.event_id);
+      try {
+        await options.deliver(
+          rows.map((row) => ({
+            eventId: row.event_id,
+            accountId: row.account_id,
+            type: row.type,
+            data: (typeof row.data === "string" ? JSON.parse(row.data) : row.data) as Record<string, unknown>,
+            occurredAt: row.occurred_at,
+          })),
+        );
+      } catch (error) {
+        await trx.updateTable("outbox").set((eb) => ({ attempts: eb("attempts", "+", 1) })).where("event_id", "in", ids).execute();
+        throw error;
+      }
+      await trx.updateTable("outbox").set({ delivered_at: options.clock.now() }).where("event_id", "in", ids).execute();
+      return rows.length;
+    });
+  }
+
+  async function flushAll(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const delivered = await deliverBatch();
+      total += delivered;
+      if (delivered < batchSize) return total;
+    }
+  }
+
+  let queued: Promise<number> | undefined;
+
+  /** Resolves after a pass that started after this call, so nothing recorded before it is missed. */
+  function flush(): Promise<number> {
+    if (queued) return queued;
+    const next: Promise<number> = (running ?? Promise.resolve(0))
+      .catch(() => 0)
+      .then(() => {
+        queued = undefined;
+        const pass = flushAll().finally(() => {
+          if (running === pass) running = undefined;
+        });
+        running = pass;
+        return pass;
+      });
+    queued = next;
+    return next;
+  }
+
+  const report = (error: unknown) => logger.warn({ err: error }, "outbox delivery failed; will retry");
+  const timer = setInterval(() => {
+    if (!stopped) flush().catch(report);
+  }, options.intervalMs ?? 1_000);
+  timer.unref();
+
+  return {
+    flush,
+    kick() {
+      if (!stopped) flush().catch(report);
+    },
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      await running?.catch(() => {});
+    },
+  };
+}

@@ -1,0 +1,12 @@
+import type { ServiceBinding } from "@cls/server";
+
+/** What one CLS service contributes to a process: its routes and its background work. */
+export interface ServiceModule {
+  name: string;
+  publicServices: ServiceBinding[];
+  internalServices: ServiceBinding[];
+  /** Public methods (`pkg.Service/Method`) callable without an access token. */
+  anonymousMethods: string[];
+  /** Stops background work (relays, jobs). */
+  stop(): Promise<void>;
+}

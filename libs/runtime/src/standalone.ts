@@ -1,0 +1,96 @@
+import type { z } from "zod";
+import type { Clock } from "@cls/clock";
+import { systemClock } from "@cls/clock";
+import type { serviceBaseShape } from "@cls/config";
+import { migrateSchema, type MigrationSet } from "@cls/db";
+import { createTokenVerifier, parsePublicKeysPem, type TokenVerifier } from "@cls/auth";
+import {
+  authInterceptor,
+  createLogger,
+  exitOnSignals,
+  loadOrCreateSelfSignedTls,
+  startServers,
+  type Logger,
+  type TlsMaterial,
+} from "@cls/server";
+import { openInfrastructure, readConfiguredFile, type Infrastructure } from "./infrastructure.js";
+import type { ServiceModule } from "./module.js";
+
+type BaseConfig = Readonly<z.infer<z.ZodObject<typeof serviceBaseShape>>>;
+
+export interface BuildContext {
+  infrastructure: Infrastructure;
+  logger: Logger;
+  clock: Clock;
+  tokenVerifier: TokenVerifier;
+}
+
+export interface StandaloneOptions {
+  name: string;
+  config: BaseConfig;
+  schema: string;
+  migrations: MigrationSet;
+  /** Makes the verifier when the service holds the signing key itself (server-identity). */
+  tokenVerifier?: (clock: Clock) => TokenVerifier;
+  build(context: BuildContext): Promise<ServiceModule> | ServiceModule;
+}
+
+function loadTls(config: BaseConfig): Promise<TlsMaterial> | TlsMaterial {
+  if (config.TLS_CERT_FILE && config.TLS_KEY_FILE) {
+    return { cert: readConfiguredFile("TLS_CERT_FILE", config.TLS_CERT_FILE), key: readConfiguredFile("TLS_KEY_FILE", config.TLS_KEY_FILE) };
+  }
+  if (config.TLS_CERT_FILE || config.TLS_KEY_FILE) throw new Error("TLS_CERT_FILE and TLS_KEY_FILE must be set together");
+  return loadOrCreateSelfSignedTls(".cls-data/tls");
+}
+
+/**
+ * Runs one service in its own process, as Kubernetes does.
+ * `main.ts migrate` applies the service's migrations and exits; `main.ts` (or `serve`) serves.
+ */
+export async function runStandaloneService(options: StandaloneOptions): Promise<void> {
+  const { config, name } = options;
+  const logger = createLogger(name, config.LOG_LEVEL);
+  const command = process.argv[2] ?? "serve";
+  if (!config.DATABASE_URL) throw new Error("DATABASE_URL: required when a service runs on its own (npm start runs the embedded all-in-one)");
+  const infrastructure = await openInfrastructure({
+    databaseUrl: config.DATABASE_URL,
+    maxConnections: config.DATABASE_MAX_CONNECTIONS,
+    redisUrl: config.REDIS_URL,
+    logger,
+  });
+
+  if (command === "migrate") {
+    const applied = await migrateSchema(infrastructure.database.root, options.schema, options.migrations);
+    logger.info({ applied }, `${name}: migrations applied`);
+    await infrastructure.close();
+    return;
+  }
+  if (command !== "serve") throw new Error(`unknown command ${command}: use 'serve' or 'migrate'`);
+
+  const clock = systemClock();
+  let tokenVerifier: TokenVerifier;
+  if (options.tokenVerifier) {
+    tokenVerifier = options.tokenVerifier(clock);
+  } else {
+    if (!config.TOKEN_VERIFY_KEYS_FILE) throw new Error("TOKEN_VERIFY_KEYS_FILE: required, the PEM public key(s) of server-identity's token key");
+    tokenVerifier = createTokenVerifier(parsePublicKeysPem(readConfiguredFile("TOKEN_VERIFY_KEYS_FILE", config.TOKEN_VERIFY_KEYS_FILE)), { clock });
+  }
+  const module = await options.build({ infrastructure, logger, clock, tokenVerifier });
+  const servers = await startServers({
+    logger,
+    public: {
+      port: config.PUBLIC_PORT,
+      tls: await loadTls(config),
+      services: module.publicServices,
+      interceptors: [authInterceptor(tokenVerifier, new Set(module.anonymousMethods))],
+    },
+    internal: { port: config.INTERNAL_PORT, services: module.internalServices },
+    readiness: infrastructure.readiness,
+  });
+  logger.info({ public_url: servers.publicUrl, internal_url: servers.internalUrl }, `${name} serving`);
+  exitOnSignals(logger, async () => {
+    await servers.close();
+    await module.stop();
+    await infrastructure.close();
+  });
+}

@@ -1,0 +1,23 @@
+import { ConnectError, Code, type Interceptor } from "@connectrpc/connect";
+import { trace } from "@opentelemetry/api";
+import type { Logger } from "pino";
+
+/** One log line per RPC: method, code, duration and trace id. Deliberately no peer address. */
+export function loggingInterceptor(logger: Logger): Interceptor {
+  return (next) => async (req) => {
+    const started = performance.now();
+    const method = `${req.service.typeName}/${req.method.name}`;
+    const traceId = trace.getActiveSpan()?.spanContext().traceId;
+    try {
+      const response = await next(req);
+      logger.info({ rpc: method, code: "ok", duration_ms: round(performance.now() - started), trace_id: traceId }, "rpc");
+      return response;
+    } catch (error) {
+      const code = error instanceof ConnectError ? Code[error.code] : "unknown";
+      logger.info({ rpc: method, code, duration_ms: round(performance.now() - started), trace_id: traceId }, "rpc");
+      throw error;
+    }
+  };
+}
+
+const round = (ms: number) => Math.round(ms * 100) / 100;

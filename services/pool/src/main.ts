@@ -1,0 +1,24 @@
+import { startTelemetry } from "@cls/telemetry";
+import { AllocationAdminService, NotificationAdminService } from "@cls/proto";
+import { internalGrpcClient, runStandaloneService } from "@cls/runtime";
+import { readPoolConfig } from "./config.js";
+import { POOL_SCHEMA } from "./database.js";
+import { poolMigrations } from "./migrations/index.js";
+import { createPoolModule } from "./module.js";
+
+const config = readPoolConfig();
+startTelemetry("cls-pool", config.OTEL_EXPORTER_OTLP_ENDPOINT);
+await runStandaloneService({
+  name: "pool",
+  config,
+  schema: POOL_SCHEMA,
+  migrations: poolMigrations,
+  build: ({ infrastructure, logger, clock }) =>
+    createPoolModule({
+      root: infrastructure.database.root,
+      clock,
+      logger,
+      allocationAdmin: internalGrpcClient(AllocationAdminService, config.ALLOCATION_INTERNAL_URL, "service:pool"),
+      notificationAdmin: internalGrpcClient(NotificationAdminService, config.NOTIFICATION_INTERNAL_URL, "service:pool"),
+    }),
+});
