@@ -1,3 +1,4 @@
+import { mkdirSync } from "node:fs";
 import { Kysely, PostgresDialect, WithSchemaPlugin } from "kysely";
 import pg from "pg";
 import { PGlite } from "@electric-sql/pglite";
@@ -38,6 +39,7 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     const root = new Kysely<any>({ dialect: new PostgresDialect({ pool }) });
     return { root, kind: "postgres", close: () => root.destroy() };
   }
+  if (options.embeddedDir) mkdirSync(options.embeddedDir, { recursive: true });
   const pglite = new PGlite(options.embeddedDir ?? "memory://", {
     parsers: { [INT8_OID]: (value: string) => Number(value) },
   });

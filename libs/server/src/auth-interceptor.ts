@@ -1,6 +1,7 @@
 import type { Interceptor } from "@connectrpc/connect";
 import { callerKey, type TokenVerifier } from "@cls/auth";
 import { UnauthenticatedError } from "@cls/errors";
+import { Health } from "@cls/proto";
 
 /**
  * Verifies the bearer access token of every public call except the named anonymous
@@ -8,6 +9,7 @@ import { UnauthenticatedError } from "@cls/errors";
  */
 export function authInterceptor(verifier: TokenVerifier, anonymousMethods: ReadonlySet<string>): Interceptor {
   return (next) => async (req) => {
+    if (req.service.typeName === Health.typeName) return next(req);
     if (anonymousMethods.has(`${req.service.typeName}/${req.method.name}`)) return next(req);
     const header = req.header.get("authorization");
     if (!header) throw new UnauthenticatedError("missing authorization header: send 'Bearer <access token>'");

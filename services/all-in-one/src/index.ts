@@ -1,0 +1,2 @@
+export { startMesh, migrateAll, type MeshOptions, type RunningMesh, type MeshLayout, type ServiceName } from "./mesh.js";
+export { loadOrCreateEd25519Key } from "./keys.js";

@@ -1,0 +1,64 @@
+import { join } from "node:path";
+import { startTelemetry } from "@cls/telemetry";
+import { systemClock } from "@cls/clock";
+import { openInfrastructure, readConfiguredFile } from "@cls/runtime";
+import { createLogger, exitOnSignals, loadOrCreateSelfSignedTls, spkiPin, type TlsMaterial } from "@cls/server";
+import { readAllInOneConfig } from "./config.js";
+import { loadOrCreateEd25519Key } from "./keys.js";
+import { migrateAll, startMesh } from "./mesh.js";
+
+const config = readAllInOneConfig();
+startTelemetry("cls", config.OTEL_EXPORTER_OTLP_ENDPOINT);
+const logger = createLogger("cls", config.LOG_LEVEL);
+const dataDir = config.CLS_DATA_DIR;
+
+const infrastructure = await openInfrastructure({
+  databaseUrl: config.DATABASE_URL,
+  embeddedDir: join(dataDir, "pgdata"),
+  maxConnections: config.DATABASE_MAX_CONNECTIONS,
+  redisUrl: config.REDIS_URL,
+  logger,
+});
+await migrateAll(infrastructure.database);
+
+const tls: TlsMaterial =
+  config.TLS_CERT_FILE && config.TLS_KEY_FILE
+    ? { cert: readConfiguredFile("TLS_CERT_FILE", config.TLS_CERT_FILE), key: readConfiguredFile("TLS_KEY_FILE", config.TLS_KEY_FILE) }
+    : await loadOrCreateSelfSignedTls(join(dataDir, "tls"));
+
+const mesh = await startMesh({
+  database: infrastructure.database,
+  locks: infrastructure.locks,
+  readiness: infrastructure.readiness,
+  clock: systemClock(),
+  logger,
+  tls,
+  leaseSigningKeyPem: config.LEASE_SIGNING_KEY_FILE
+    ? readConfiguredFile("LEASE_SIGNING_KEY_FILE", config.LEASE_SIGNING_KEY_FILE)
+    : loadOrCreateEd25519Key(join(dataDir, "keys", "lease-signing.pem")),
+  tokenSigningKeyPem: config.TOKEN_SIGNING_KEY_FILE
+    ? readConfiguredFile("TOKEN_SIGNING_KEY_FILE", config.TOKEN_SIGNING_KEY_FILE)
+    : loadOrCreateEd25519Key(join(dataDir, "keys", "token-signing.pem")),
+  layout: "single-port",
+  publicPort: config.PUBLIC_PORT,
+  internalPort: config.INTERNAL_PORT,
+  host: config.LISTEN_HOST,
+});
+
+const storage = infrastructure.database.kind === "pglite" ? `embedded PGlite in ${join(dataDir, "pgdata")}` : "Postgres from DATABASE_URL";
+const locking = config.REDIS_URL ? "Redis from REDIS_URL" : "in-process locks";
+process.stdout.write(
+  [
+    "CLS is running (all four services in one process)",
+    `  public API (Connect, gRPC, gRPC-web over HTTPS): ${mesh.publicUrl}`,
+    `  internal gRPC (vendor tools):                     ${mesh.internalUrl.replace("http://", "")}`,
+    `  storage: ${storage}; locks: ${locking}`,
+    `  TLS certificate SPKI pin (sha256/base64): ${spkiPin(tls.cert)}`,
+    `  lease-signing key id: ${mesh.leaseSigner.keyId}`,
+    "",
+  ].join("\n"),
+);
+exitOnSignals(logger, async () => {
+  await mesh.close();
+  await infrastructure.close();
+});

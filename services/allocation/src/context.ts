@@ -1,0 +1,17 @@
+import type { Kysely } from "kysely";
+import type { Logger } from "pino";
+import type { Clock } from "@cls/clock";
+import type { LeaseSigner } from "@cls/lease";
+import type { OutboxRelay } from "@cls/outbox";
+import type { AllocationDatabase } from "./database.js";
+import type { PoolAllocator } from "./pool-allocator.js";
+
+/** What the allocation use cases share. */
+export interface AllocationContext {
+  db: Kysely<AllocationDatabase>;
+  clock: Clock;
+  logger: Logger;
+  signer: LeaseSigner;
+  allocator: PoolAllocator;
+  outbox: OutboxRelay;
+}

@@ -1,0 +1,27 @@
+import { startTelemetry } from "@cls/telemetry";
+import { createLeaseSigner } from "@cls/lease";
+import { NotificationAdminService } from "@cls/proto";
+import { internalGrpcClient, readConfiguredFile, runStandaloneService } from "@cls/runtime";
+import { readAllocationConfig } from "./config.js";
+import { ALLOCATION_SCHEMA } from "./database.js";
+import { allocationMigrations } from "./migrations/index.js";
+import { createAllocationModule } from "./module.js";
+
+const config = readAllocationConfig();
+startTelemetry("cls-allocation", config.OTEL_EXPORTER_OTLP_ENDPOINT);
+await runStandaloneService({
+  name: "allocation",
+  config,
+  schema: ALLOCATION_SCHEMA,
+  migrations: allocationMigrations,
+  build: ({ infrastructure, logger, clock }) =>
+    createAllocationModule({
+      root: infrastructure.database.root,
+      clock,
+      logger,
+      locks: infrastructure.locks,
+      signer: createLeaseSigner(readConfiguredFile("LEASE_SIGNING_KEY_FILE", config.LEASE_SIGNING_KEY_FILE)),
+      notificationAdmin: internalGrpcClient(NotificationAdminService, config.NOTIFICATION_INTERNAL_URL, "service:allocation"),
+      reclaimIntervalMs: config.RECLAIM_INTERVAL_SECONDS * 1000,
+    }),
+});

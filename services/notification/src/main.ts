@@ -1,0 +1,16 @@
+import { startTelemetry } from "@cls/telemetry";
+import { runStandaloneService } from "@cls/runtime";
+import { readNotificationConfig } from "./config.js";
+import { NOTIFICATION_SCHEMA } from "./database.js";
+import { notificationMigrations } from "./migrations/index.js";
+import { createNotificationModule } from "./module.js";
+
+const config = readNotificationConfig();
+startTelemetry("cls-notification", config.OTEL_EXPORTER_OTLP_ENDPOINT);
+await runStandaloneService({
+  name: "notification",
+  config,
+  schema: NOTIFICATION_SCHEMA,
+  migrations: notificationMigrations,
+  build: ({ infrastructure, logger, clock }) => createNotificationModule({ root: infrastructure.database.root, clock, logger }),
+});

@@ -1,0 +1,43 @@
+import { createPublicKey, type KeyObject } from "node:crypto";
+import { createTokenIssuer, createTokenVerifier } from "@cls/auth";
+import { privateKeyFromPem } from "@cls/lease";
+import { startTelemetry } from "@cls/telemetry";
+import { AllocationAdminService, NotificationAdminService, PoolAdminService } from "@cls/proto";
+import { internalGrpcClient, readConfiguredFile, runStandaloneService } from "@cls/runtime";
+import { readServerIdentityConfig } from "./config.js";
+import { SERVER_IDENTITY_SCHEMA } from "./database.js";
+import { serverIdentityMigrations } from "./migrations/index.js";
+import { createServerIdentityModule } from "./module.js";
+
+const config = readServerIdentityConfig();
+startTelemetry("cls-server-identity", config.OTEL_EXPORTER_OTLP_ENDPOINT);
+
+function tokenPublicKeyOf(privateKeyPem: string): KeyObject {
+  try {
+    return createPublicKey(privateKeyFromPem(privateKeyPem));
+  } catch (error) {
+    throw new Error(`TOKEN_SIGNING_KEY_FILE: ${(error as Error).message}`);
+  }
+}
+
+const signingKeyPem = readConfiguredFile("TOKEN_SIGNING_KEY_FILE", config.TOKEN_SIGNING_KEY_FILE);
+const tokenPublicKey = tokenPublicKeyOf(signingKeyPem);
+const actor = "service:server-identity";
+await runStandaloneService({
+  name: "server-identity",
+  config,
+  schema: SERVER_IDENTITY_SCHEMA,
+  migrations: serverIdentityMigrations,
+  // This service holds the signing key, so it verifies with its own public key.
+  tokenVerifier: (clock) => createTokenVerifier([tokenPublicKey], { clock }),
+  build: ({ infrastructure, logger, clock }) =>
+    createServerIdentityModule({
+      root: infrastructure.database.root,
+      clock,
+      logger,
+      tokenIssuer: createTokenIssuer(signingKeyPem, { clock, ttlMs: config.TOKEN_TTL_SECONDS * 1000 }),
+      allocationAdmin: internalGrpcClient(AllocationAdminService, config.ALLOCATION_INTERNAL_URL, actor),
+      poolAdmin: internalGrpcClient(PoolAdminService, config.POOL_INTERNAL_URL, actor),
+      notificationAdmin: internalGrpcClient(NotificationAdminService, config.NOTIFICATION_INTERNAL_URL, actor),
+    }),
+});

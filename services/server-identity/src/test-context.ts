@@ -1,0 +1,162 @@
+import { createPublicKey, generateKeyPairSync, sign, type KeyObject } from "node:crypto";
+import { Code, ConnectError, createClient, createRouterTransport, type Client, type Interceptor } from "@connectrpc/connect";
+import { pino } from "pino";
+import { createTokenIssuer, createTokenVerifier, type TokenIssuer, type TokenVerifier } from "@cls/auth";
+import { ManualClock } from "@cls/clock";
+import { forSchema, newId, type Kysely } from "@cls/db";
+import { generateEd25519PrivateKeyPem, rawPublicKey } from "@cls/lease";
+import {
+  AllocationAdminService,
+  NotificationAdminService,
+  PoolAdminService,
+  ServerIdentityAdminService,
+  ServerIdentityService,
+  type BindServerRequest,
+  type Notification,
+  type Server,
+} from "@cls/proto";
+import { authInterceptor, errorInterceptor, type ServiceBinding } from "@cls/server";
+import { createTestDatabase, type TestDatabase } from "../../../test/support/database.js";
+import { SERVER_IDENTITY_SCHEMA, type ServerIdentityDatabase } from "./database.js";
+import { createServerIdentityModule, migrateServerIdentity } from "./module.js";
+
+/** What the fake neighbouring services saw, and how they should misbehave. */
+export interface Neighbours {
+  /** pool id → owning account id, as the pool service knows them. */
+  pools: Map<string, string>;
+  bindCalls: BindServerRequest[];
+  revocationCalls: string[];
+  ingested: Notification[];
+  failBind?: Error | undefined;
+  failRevocation?: Error | undefined;
+}
+
+export interface ServerKeys {
+  privateKey: KeyObject;
+  publicKey: Uint8Array;
+}
+
+export interface TestContext {
+  database: TestDatabase;
+  db: Kysely<ServerIdentityDatabase>;
+  clock: ManualClock;
+  issuer: TokenIssuer;
+  verifier: TokenVerifier;
+  neighbours: Neighbours;
+  identity: Client<typeof ServerIdentityService>;
+  admin: Client<typeof ServerIdentityAdminService>;
+  /** A new account with one pool, known to the fake pool service. */
+  newAccount(): { accountId: string; poolId: string };
+  newCode(account: { accountId: string; poolId: string }, ttlHours?: number): Promise<string>;
+  /** Enrolls a new server with a fresh key pair into a new account. */
+  enrollServer(): Promise<{ server: Server; keys: ServerKeys }>;
+  /** CreateChallenge, sign, Authenticate. */
+  signIn(serverId: string, keys: ServerKeys): Promise<{ accessToken: string }>;
+  close(): Promise<void>;
+}
+
+export function newServerKeys(): ServerKeys {
+  const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+  return { privateKey, publicKey: rawPublicKey(publicKey) };
+}
+
+function routed(bindings: readonly ServiceBinding[], interceptors: Interceptor[]) {
+  return createRouterTransport(
+    (router) => {
+      for (const binding of bindings) router.service(binding.service, binding.impl);
+    },
+    { router: { interceptors } },
+  );
+}
+
+/** A migrated database and the service module over fake neighbours, called through Connect. */
+export async function createTestContext(): Promise<TestContext> {
+  const database = await createTestDatabase();
+  await migrateServerIdentity(database.handle.root);
+  const clock = new ManualClock(new Date("2030-01-01T00:00:00Z"));
+  const logger = pino({ level: "silent" });
+  const issuer = createTokenIssuer(generateEd25519PrivateKeyPem(), { clock, ttlMs: 300_000 });
+  const verifier = createTokenVerifier([createPublicKey(issuer.publicKeyPem)], { clock });
+  const neighbours: Neighbours = { pools: new Map(), bindCalls: [], revocationCalls: [], ingested: [] };
+
+  const poolAdmin = createClient(
+    PoolAdminService,
+    createRouterTransport((router) =>
+      router.service(PoolAdminService, {
+        getPool(req) {
+          const accountId = neighbours.pools.get(req.poolId);
+          if (!accountId) throw new ConnectError(`pool ${req.poolId} not found`, Code.NotFound);
+          return { pool: { poolId: req.poolId, accountId, name: "test pool" } };
+        },
+      }),
+    ),
+  );
+  const allocationAdmin = createClient(
+    AllocationAdminService,
+    createRouterTransport((router) =>
+      router.service(AllocationAdminService, {
+        bindServer(req) {
+          if (neighbours.failBind) throw neighbours.failBind;
+          neighbours.bindCalls.push(req);
+          return {};
+        },
+        applyServerRevocation(req) {
+          if (neighbours.failRevocation) throw neighbours.failRevocation;
+          neighbours.revocationCalls.push(req.serverId);
+          return { released: 0 };
+        },
+      }),
+    ),
+  );
+  const notificationAdmin = createClient(
+    NotificationAdminService,
+    createRouterTransport((router) =>
+      router.service(NotificationAdminService, {
+        ingestEvents(req) {
+          neighbours.ingested.push(...req.events);
+          return { accepted: req.events.length };
+        },
+      }),
+    ),
+  );
+
+  const module = createServerIdentityModule({ root: database.handle.root, clock, logger, tokenIssuer: issuer, allocationAdmin, poolAdmin, notificationAdmin });
+  const interceptors = [errorInterceptor(logger), authInterceptor(verifier, new Set(module.anonymousMethods))];
+  const identity = createClient(ServerIdentityService, routed(module.publicServices, interceptors));
+  const admin = createClient(ServerIdentityAdminService, routed(module.internalServices, [errorInterceptor(logger)]));
+
+  const context: TestContext = {
+    database,
+    db: forSchema<ServerIdentityDatabase>(database.handle.root, SERVER_IDENTITY_SCHEMA),
+    clock,
+    issuer,
+    verifier,
+    neighbours,
+    identity,
+    admin,
+    newAccount() {
+      const account = { accountId: newId("acc"), poolId: newId("pool") };
+      neighbours.pools.set(account.poolId, account.accountId);
+      return account;
+    },
+    async newCode(account, ttlHours = 0) {
+      const response = await admin.createEnrollmentCode({ ...account, ttlHours }, { headers: { "x-cls-actor": "staff:test@example.com" } });
+      return response.enrollmentCode;
+    },
+    async enrollServer() {
+      const keys = newServerKeys();
+      const code = await context.newCode(context.newAccount());
+      const { server } = await identity.enroll({ enrollmentCode: code, publicKey: keys.publicKey, serverName: "site A" });
+      return { server: server!, keys };
+    },
+    async signIn(serverId, keys) {
+      const { challenge } = await identity.createChallenge({ serverId });
+      return identity.authenticate({ serverId, challenge, signature: sign(null, challenge, keys.privateKey) });
+    },
+    async close() {
+      await module.stop();
+      await database.drop();
+    },
+  };
+  return context;
+}
