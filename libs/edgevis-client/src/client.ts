@@ -1,0 +1,153 @@
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from "node:crypto";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { rawPublicKey, verifyLease, type PinnedLeaseKey } from "@cls/lease";
+import {
+  AllocationService,
+  NotificationService,
+  PoolService,
+  ServerIdentityService,
+  type CheckEncoderRequestSchema,
+  type Lease,
+  type SignedLease,
+} from "@cls/proto";
+import { pinnedIdentityCheck } from "./pinning.js";
+
+/** What an enrolled server keeps on disk: its id, account and private key. */
+export interface ServerIdentity {
+  serverId: string;
+  accountId: string;
+  poolId: string;
+  privateKeyPem: string;
+}
+
+export interface EdgeVisClientOptions {
+  /** CLS's public URL, e.g. https://cls.example.com. */
+  baseUrl: string;
+  /** Extra trusted CA certificates (PEM), e.g. CLS's self-signed certificate. */
+  ca?: string;
+  /** SPKI pins of CLS's TLS certificate; any other certificate is refused. */
+  tlsPins: readonly string[];
+  /** Lease-signing keys the server trusts; every lease is verified against them. */
+  leaseKeys: readonly PinnedLeaseKey[];
+  identity?: ServerIdentity;
+  /** Renew the access token this long before it expires. */
+  tokenMarginMs?: number;
+}
+
+/** A lease whose signature has been checked against a pinned key. */
+export interface VerifiedLease {
+  lease: Lease;
+  signed: SignedLease;
+}
+
+/**
+ * The client an EdgeVis Server embeds. It talks to CLS over pinned HTTPS, proves who it is
+ * with its own Ed25519 key, and accepts no lease that a pinned key did not sign.
+ */
+export class EdgeVisClient {
+  readonly identityService: Client<typeof ServerIdentityService>;
+  readonly allocation: Client<typeof AllocationService>;
+  readonly pools: Client<typeof PoolService>;
+  readonly notifications: Client<typeof NotificationService>;
+  #identity: ServerIdentity | undefined;
+  #privateKey: KeyObject | undefined;
+  #token: { value: string; expiresAt: number } | undefined;
+
+  constructor(private readonly options: EdgeVisClientOptions) {
+    const bearer: Interceptor = (next) => async (req) => {
+      if (req.service.typeName !== ServerIdentityService.typeName) req.header.set("authorization", `Bearer ${await this.accessToken()}`);
+      return next(req);
+    };
+    const transport = createConnectTransport({
+      baseUrl: options.baseUrl,
+      httpVersion: "2",
+      interceptors: [bearer],
+      nodeOptions: { ...(options.ca ? { ca: options.ca } : {}), checkServerIdentity: pinnedIdentityCheck(options.tlsPins) },
+    });
+    this.identityService = createClient(ServerIdentityService, transport);
+    this.allocation = createClient(AllocationService, transport);
+    this.pools = createClient(PoolService, transport);
+    this.notifications = createClient(NotificationService, transport);
+    if (options.identity) this.#useIdentity(options.identity);
+  }
+
+  get identity(): ServerIdentity | undefined {
+    return this.#identity;
+  }
+
+  #useIdentity(identity: ServerIdentity): void {
+    this.#identity = identity;
+    this.#privateKey = createPrivateKey(identity.privateKeyPem);
+    this.#token = undefined;
+  }
+
+  /** Enrolls with a one-time code and a key pair generated here; the private key never leaves. */
+  async enroll(enrollmentCode: string, serverName: string): Promise<ServerIdentity> {
+    const { privateKey } = generateKeyPairSync("ed25519");
+    const { server } = await this.identityService.enroll({
+      enrollmentCode,
+      serverName,
+      publicKey: rawPublicKey(createPublicKey(privateKey)),
+    });
+    if (!server) throw new Error("enrollment returned no server");
+    const identity = {
+      serverId: server.serverId,
+      accountId: server.accountId,
+      poolId: server.poolId,
+      privateKeyPem: privateKey.export({ format: "pem", type: "pkcs8" }).toString(),
+    };
+    this.#useIdentity(identity);
+    return identity;
+  }
+
+  /** A valid access token, signing a fresh challenge when the cached one is near its end. */
+  async accessToken(): Promise<string> {
+    const margin = this.options.tokenMarginMs ?? 30_000;
+    if (this.#token && this.#token.expiresAt - margin > Date.now()) return this.#token.value;
+    const identity = this.#identity;
+    const key = this.#privateKey;
+    if (!identity || !key) throw new Error("not enrolled: call enroll() first");
+    const { challenge } = await this.identityService.createChallenge({ serverId: identity.serverId });
+    const { accessToken, expiresAt } = await this.identityService.authenticate({
+      serverId: identity.serverId,
+      challenge,
+      signature: sign(null, challenge, key),
+    });
+    this.#token = { value: accessToken, expiresAt: expiresAt ? timestampDate(expiresAt).getTime() : Date.now() };
+    return accessToken;
+  }
+
+  /** Verifies a lease against the pinned keys; throws LeaseVerificationError otherwise. */
+  verify(signed: SignedLease): VerifiedLease {
+    return { lease: verifyLease(signed, this.options.leaseKeys), signed };
+  }
+
+  async registerEncoder(encoderId: string, model: string, firmwareVersion: string) {
+    const response = await this.allocation.registerEncoder({ encoderId, model, firmwareVersion });
+    return { encoder: response.encoder, legacyLease: response.legacyLease ? this.verify(response.legacyLease) : undefined };
+  }
+
+  async addCamera(encoderId: string, cameraId: string) {
+    const response = await this.allocation.acquireLicence({ encoderId, cameraId });
+    if (!response.lease) throw new Error("acquire returned no lease");
+    return { allocation: response.allocation, lease: this.verify(response.lease) };
+  }
+
+  async removeCamera(encoderId: string, cameraId: string): Promise<boolean> {
+    return (await this.allocation.releaseLicence({ encoderId, cameraId })).released;
+  }
+
+  async dailyCheck(encoders: MessageInitShape<typeof CheckEncoderRequestSchema>[]) {
+    const { outcomes } = await this.allocation.checkEncoders({ encoders });
+    return outcomes.map((outcome) => ({
+      encoderId: outcome.encoderId,
+      errorCode: outcome.errorCode,
+      errorMessage: outcome.errorMessage,
+      leases: (outcome.result?.leases ?? []).map((lease) => this.verify(lease)),
+      revocations: outcome.result?.revocations ?? [],
+    }));
+  }
+}

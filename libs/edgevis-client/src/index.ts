@@ -1,0 +1,2 @@
+export { EdgeVisClient, type EdgeVisClientOptions, type ServerIdentity, type VerifiedLease } from "./client.js";
+export { pinnedIdentityCheck, spkiPinOfPem } from "./pinning.js";
