@@ -23,6 +23,7 @@ export async function recordEvents(trx: Kysely<any>, events: readonly OutboxEven
     data: JSON.stringify(event.data),
     occurred_at: event.occurredAt,
     delivered_at: null,
+    claimed_until: null,
     attempts: 0,
   }));
   await (trx as Kysely<{ outbox: OutboxTable }>).insertInto("outbox").values(rows).execute();

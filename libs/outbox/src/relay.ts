@@ -21,6 +21,8 @@ export interface OutboxRelayOptions {
   logger: Logger;
   intervalMs?: number;
   batchSize?: number;
+  /** How long a relay owns a batch it is delivering before another may retry it. */
+  claimMs?: number;
 }
 
 export interface OutboxRelay {
@@ -31,44 +33,63 @@ export interface OutboxRelay {
   stop(): Promise<void>;
 }
 
-/** Relays outbox rows at least once. Replicas share the work with FOR UPDATE SKIP LOCKED. */
+/** Relays outbox rows at least once. Replicas share the work through expiring claims. */
 export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const db = options.db as Kysely<{ outbox: OutboxTable }>;
   const { logger } = options;
   const batchSize = options.batchSize ?? 200;
+  const claimMs = options.claimMs ?? 30_000;
   let running: Promise<number> | undefined;
   let stopped = false;
 
+  /**
+   * Claims a batch in a short transaction, delivers it with no transaction open (a delivery
+   * may call a service that needs this same database), then marks it delivered. A relay that
+   * dies mid-delivery leaves a claim that expires, and another relay delivers the rows again.
+   */
   async function deliverBatch(): Promise<number> {
-    return db.transaction().execute(async (trx) => {
+    const now = options.clock.now();
+    const claimed = await db.transaction().execute(async (trx) => {
       const rows = await trx
         .selectFrom("outbox")
         .selectAll()
         .where("delivered_at", "is", null)
+        .where((eb) => eb.or([eb("claimed_until", "is", null), eb("claimed_until", "<", now)]))
         .orderBy("occurred_at")
         .limit(batchSize)
         .forUpdate()
         .skipLocked()
         .execute();
-      if (rows.length === 0) return 0;
-      const ids = rows.map((row) => row.event_id);
-      try {
-        await options.deliver(
-          rows.map((row) => ({
-            eventId: row.event_id,
-            accountId: row.account_id,
-            type: row.type,
-            data: (typeof row.data === "string" ? JSON.parse(row.data) : row.data) as Record<string, unknown>,
-            occurredAt: row.occurred_at,
-          })),
-        );
-      } catch (error) {
-        await trx.updateTable("outbox").set((eb) => ({ attempts: eb("attempts", "+", 1) })).where("event_id", "in", ids).execute();
-        throw error;
-      }
-      await trx.updateTable("outbox").set({ delivered_at: options.clock.now() }).where("event_id", "in", ids).execute();
-      return rows.length;
+      if (rows.length === 0) return rows;
+      await trx
+        .updateTable("outbox")
+        .set({ claimed_until: new Date(now.getTime() + claimMs) })
+        .where("event_id", "in", rows.map((row) => row.event_id))
+        .execute();
+      return rows;
     });
+    if (claimed.length === 0) return 0;
+    const ids = claimed.map((row) => row.event_id);
+    try {
+      await options.deliver(
+        claimed.map((row) => ({
+          eventId: row.event_id,
+          accountId: row.account_id,
+          type: row.type,
+          data: (typeof row.data === "string" ? JSON.parse(row.data) : row.data) as Record<string, unknown>,
+          occurredAt: row.occurred_at,
+        })),
+      );
+    } catch (error) {
+      await db
+        .updateTable("outbox")
+        .set((eb) => ({ attempts: eb("attempts", "+", 1), claimed_until: null }))
+        .where("event_id", "in", ids)
+        .execute();
+      throw error;
+    }
+    await db.updateTable("outbox").set({ delivered_at: options.clock.now(), claimed_until: null }).where("event_id", "in", ids).execute();
+    return claimed.length;
   }
 
   async function flushAll(): Promise<number> {

@@ -8,6 +8,8 @@ export interface OutboxTable {
   data: unknown;
   occurred_at: Date;
   delivered_at: Date | null;
+  /** A relay is delivering this row until then; after it, another relay may take it over. */
+  claimed_until: Date | null;
   attempts: number;
 }
 
@@ -21,6 +23,7 @@ export async function createOutboxTable(db: Kysely<any>): Promise<void> {
     .addColumn("data", "jsonb", (c) => c.notNull())
     .addColumn("occurred_at", "timestamptz", (c) => c.notNull())
     .addColumn("delivered_at", "timestamptz")
+    .addColumn("claimed_until", "timestamptz")
     .addColumn("attempts", "integer", (c) => c.notNull().defaultTo(0))
     .execute();
   await db.schema

@@ -60,7 +60,7 @@ export function createServerIdentityService(deps: ServerIdentityDeps): ServiceIm
     throw new UnauthenticatedError(CODE_NOT_VALID);
   }
 
-  async function bindToPool(server: ServerTable): Promise<void> {
+  async function bindToPool(server: Pick<ServerTable, "server_id" | "account_id" | "pool_id">): Promise<void> {
     try {
       await deps.allocation.bindServer(
         { serverId: server.server_id, accountId: server.account_id, poolId: server.pool_id },
@@ -83,6 +83,13 @@ export function createServerIdentityService(deps: ServerIdentityDeps): ServiceIm
       const codeHash = hashEnrollmentCode(code);
       const now = clock.now();
       const serverId = newId("srv");
+      const offered = await findEnrollmentCode(db, codeHash);
+      if (!offered || offered.expires_at <= now) throw new UnauthenticatedError(CODE_NOT_VALID);
+      if (offered.used_at) await refuseCode(db, codeHash);
+      // Bound before the code is claimed, and outside the transaction: a failed bind leaves the
+      // code unused, and no transaction waits on another service (the embedded database has one
+      // connection). A bind for a claim that then loses a race names a server nobody can sign in as.
+      await bindToPool({ server_id: serverId, account_id: offered.account_id, pool_id: offered.pool_id });
       const server = await db.transaction().execute(async (trx) => {
         const claimed = await claimEnrollmentCode(trx, codeHash, serverId, now);
         if (!claimed) return refuseCode(trx, codeHash);
@@ -101,8 +108,6 @@ export function createServerIdentityService(deps: ServerIdentityDeps): ServiceIm
         const detail = { server_id: serverId, name, pool_id: row.pool_id };
         await recordAudit(trx, { actor: `server:${serverId}`, action: "server.enrolled", accountId: row.account_id, subject: serverId, detail, occurredAt: now });
         await recordEvents(trx, [{ accountId: row.account_id, type: "server.enrolled", data: detail, occurredAt: now }]);
-        // Inside the transaction: if allocation cannot bind the server, the code stays unused.
-        await bindToPool(row);
         return row;
       });
       deps.outbox.kick();
