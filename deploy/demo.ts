@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { migrateAll, startMesh, type RunningMesh } from "@cls/all-in-one";
+import { createInProcessRevocationList } from "@cls/auth";
 import { systemClock } from "@cls/clock";
 import { openDatabase } from "@cls/db";
 import { EdgeVisClient, spkiPinOfPem } from "@cls/edgevis-client";
@@ -50,6 +51,7 @@ async function embeddedCls(): Promise<Target> {
   const mesh: RunningMesh = await startMesh({
     database,
     locks: createInProcessLockService(),
+    revocations: createInProcessRevocationList(),
     readiness: [],
     clock: systemClock(),
     logger: createLogger("cls-demo", "silent"),

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { migrateAll, startMesh, type MeshLayout, type RunningMesh } from "@cls/all-in-one";
+import { createRedisRevocationList } from "@cls/auth";
 import { ManualClock, type Clock } from "@cls/clock";
 import { EdgeVisClient, spkiPinOfPem } from "@cls/edgevis-client";
 import { generateEd25519PrivateKeyPem } from "@cls/lease";
@@ -43,6 +44,8 @@ export async function startTestMesh(options: { layout?: MeshLayout; clock?: Manu
   const mesh = await startMesh({
     database: database.handle,
     locks,
+    revocations: createRedisRevocationList(locks.redis, { ttlMs: 3_600_000, prefix: `cls-test:${randomBytes(4).toString("hex")}:revoked:` }),
+    redis: locks.redis,
     readiness: [],
     clock: clock as Clock,
     logger: createLogger("cls-test", "silent"),

@@ -1,4 +1,4 @@
-export { callerKey, type Caller, type ServerCaller } from "./caller.js";
+export { callerKey, revocationSubject, type Caller, type ServerCaller, type CustomerCaller } from "./caller.js";
 export {
   createTokenIssuer,
   createTokenVerifier,
@@ -7,3 +7,4 @@ export {
   type TokenVerifier,
   type IssuedToken,
 } from "./tokens.js";
+export { createRedisRevocationList, createInProcessRevocationList, type RevocationList } from "./revocations.js";

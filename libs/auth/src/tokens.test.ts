@@ -55,6 +55,12 @@ describe("access tokens", () => {
     expect(await verifier.verify(issued.token)).toEqual({ kind: "server", serverId: SERVER_ID, accountId: ACCOUNT_ID });
   });
 
+  it("verifies a customer's API-key token to a customer caller, distinct from a server", async () => {
+    const { issuer, verifier } = setup();
+    const { token } = await issuer.issueCustomerToken("key_1", ACCOUNT_ID);
+    expect(await verifier.verify(token)).toEqual({ kind: "customer", apiKeyId: "key_1", accountId: ACCOUNT_ID });
+  });
+
   it("keeps callers apart: each token names its own server and account", async () => {
     const { issuer, verifier } = setup();
     const a = await issuer.issueServerToken("srv_a", "acc_a");
@@ -156,9 +162,9 @@ describe("parsePublicKeysPem and key rotation", () => {
     const after = createTokenVerifier(parsePublicKeysPem(newIssuer.publicKeyPem), { clock });
     const oldToken = (await oldIssuer.issueServerToken("srv_old", ACCOUNT_ID)).token;
     const newToken = (await newIssuer.issueServerToken("srv_new", ACCOUNT_ID)).token;
-    expect((await during.verify(oldToken)).serverId).toBe("srv_old");
-    expect((await during.verify(newToken)).serverId).toBe("srv_new");
-    expect((await after.verify(newToken)).serverId).toBe("srv_new");
+    expect(await during.verify(oldToken)).toMatchObject({ kind: "server", serverId: "srv_old" });
+    expect(await during.verify(newToken)).toMatchObject({ kind: "server", serverId: "srv_new" });
+    expect(await after.verify(newToken)).toMatchObject({ kind: "server", serverId: "srv_new" });
     await refused(after.verify(oldToken));
   });
 });

@@ -15,6 +15,7 @@ export interface IssuedToken {
 
 export interface TokenIssuer {
   issueServerToken(serverId: string, accountId: string): Promise<IssuedToken>;
+  issueCustomerToken(apiKeyId: string, accountId: string): Promise<IssuedToken>;
   /** PEM of the public key that verifies the tokens this issuer makes. */
   readonly publicKeyPem: string;
 }
@@ -24,21 +25,23 @@ export function createTokenIssuer(privateKeyPem: string, options: { clock: Clock
   const privateKey = privateKeyFromPem(privateKeyPem);
   const publicKey = createPublicKey(privateKey);
   const kid = keyIdOf(rawPublicKey(publicKey));
+  async function issue(kind: Caller["kind"], subject: string, accountId: string): Promise<IssuedToken> {
+    const nowSeconds = Math.floor(options.clock.now().getTime() / 1000);
+    const expiresSeconds = nowSeconds + Math.floor(options.ttlMs / 1000);
+    const token = await new SignJWT({ acc: accountId, knd: kind })
+      .setProtectedHeader({ alg: "EdDSA", kid })
+      .setIssuer(ISSUER)
+      .setAudience(AUDIENCE)
+      .setSubject(subject)
+      .setIssuedAt(nowSeconds)
+      .setExpirationTime(expiresSeconds)
+      .sign(privateKey);
+    return { token, expiresAt: new Date(expiresSeconds * 1000) };
+  }
   return {
     publicKeyPem: publicKey.export({ format: "pem", type: "spki" }).toString(),
-    async issueServerToken(serverId, accountId) {
-      const nowSeconds = Math.floor(options.clock.now().getTime() / 1000);
-      const expiresSeconds = nowSeconds + Math.floor(options.ttlMs / 1000);
-      const token = await new SignJWT({ acc: accountId, knd: "server" })
-        .setProtectedHeader({ alg: "EdDSA", kid })
-        .setIssuer(ISSUER)
-        .setAudience(AUDIENCE)
-        .setSubject(serverId)
-        .setIssuedAt(nowSeconds)
-        .setExpirationTime(expiresSeconds)
-        .sign(privateKey);
-      return { token, expiresAt: new Date(expiresSeconds * 1000) };
-    },
+    issueServerToken: (serverId, accountId) => issue("server", serverId, accountId),
+    issueCustomerToken: (apiKeyId, accountId) => issue("customer", apiKeyId, accountId),
   };
 }
 
@@ -68,10 +71,12 @@ export function createTokenVerifier(publicKeys: readonly KeyObject[], options: {
           },
           { issuer: ISSUER, audience: AUDIENCE, algorithms: ["EdDSA"], currentDate: options.clock.now() },
         );
-        if (payload.knd !== "server" || typeof payload.sub !== "string" || typeof payload.acc !== "string") {
+        if (typeof payload.sub !== "string" || typeof payload.acc !== "string") {
           throw new UnauthenticatedError("access token is missing its subject");
         }
-        return { kind: "server", serverId: payload.sub, accountId: payload.acc };
+        if (payload.knd === "server") return { kind: "server", serverId: payload.sub, accountId: payload.acc };
+        if (payload.knd === "customer") return { kind: "customer", apiKeyId: payload.sub, accountId: payload.acc };
+        throw new UnauthenticatedError("access token names an unknown kind of caller");
       } catch (error) {
         if (error instanceof UnauthenticatedError) throw error;
         if (error instanceof joseErrors.JWTExpired) throw new UnauthenticatedError("access token expired: authenticate again");

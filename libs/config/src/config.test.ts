@@ -83,6 +83,18 @@ describe("readConfig", () => {
     expect(failure({ SERVICE_NAME: "" })).toContain("SERVICE_NAME");
   });
 
+  it("never turns a blank port variable into port 0 (a random port): it is unset or refused", () => {
+    for (const blank of [" ", "\t", "  \n"]) {
+      let outcome: string;
+      try {
+        outcome = String(readConfig({ PUBLIC_PORT: port(8443) }, { PUBLIC_PORT: blank }).PUBLIC_PORT);
+      } catch (error) {
+        outcome = (error as Error).message.includes("PUBLIC_PORT") ? "refused" : `other error: ${(error as Error).message}`;
+      }
+      expect(["8443", "refused"], JSON.stringify(blank)).toContain(outcome);
+    }
+  });
+
   it("reads process.env when no environment is given", () => {
     const name = `CLS_CONFIG_TEST_${process.pid}`;
     process.env[name] = "from-process";

@@ -13,6 +13,7 @@ import {
   type Lease,
   type SignedLease,
 } from "@cls/proto";
+import { LeaseBook } from "./lease-book.js";
 import { pinnedIdentityCheck } from "./pinning.js";
 
 /** What an enrolled server keeps on disk: its id, account and private key. */
@@ -52,6 +53,8 @@ export class EdgeVisClient {
   readonly allocation: Client<typeof AllocationService>;
   readonly pools: Client<typeof PoolService>;
   readonly notifications: Client<typeof NotificationService>;
+  /** Every lease this server holds, judged offline by its own clock. */
+  readonly leases = new LeaseBook();
   #identity: ServerIdentity | undefined;
   #privateKey: KeyObject | undefined;
   #token: { value: string; expiresAt: number } | undefined;
@@ -127,27 +130,39 @@ export class EdgeVisClient {
 
   async registerEncoder(encoderId: string, model: string, firmwareVersion: string) {
     const response = await this.allocation.registerEncoder({ encoderId, model, firmwareVersion });
-    return { encoder: response.encoder, legacyLease: response.legacyLease ? this.verify(response.legacyLease) : undefined };
+    const legacyLease = response.legacyLease ? this.#keep(this.verify(response.legacyLease)) : undefined;
+    return { encoder: response.encoder, legacyLease };
   }
 
   async addCamera(encoderId: string, cameraId: string) {
     const response = await this.allocation.acquireLicence({ encoderId, cameraId });
     if (!response.lease) throw new Error("acquire returned no lease");
-    return { allocation: response.allocation, lease: this.verify(response.lease) };
+    return { allocation: response.allocation, lease: this.#keep(this.verify(response.lease)) };
   }
 
   async removeCamera(encoderId: string, cameraId: string): Promise<boolean> {
-    return (await this.allocation.releaseLicence({ encoderId, cameraId })).released;
+    const { released } = await this.allocation.releaseLicence({ encoderId, cameraId });
+    this.leases.forget(encoderId, cameraId);
+    return released;
+  }
+
+  #keep(verified: VerifiedLease): VerifiedLease {
+    this.leases.record(verified);
+    return verified;
   }
 
   async dailyCheck(encoders: MessageInitShape<typeof CheckEncoderRequestSchema>[]) {
     const { outcomes } = await this.allocation.checkEncoders({ encoders });
-    return outcomes.map((outcome) => ({
-      encoderId: outcome.encoderId,
-      errorCode: outcome.errorCode,
-      errorMessage: outcome.errorMessage,
-      leases: (outcome.result?.leases ?? []).map((lease) => this.verify(lease)),
-      revocations: outcome.result?.revocations ?? [],
-    }));
+    return outcomes.map((outcome) => {
+      const revocations = outcome.result?.revocations ?? [];
+      for (const revocation of revocations) this.leases.forget(revocation.encoderId, revocation.cameraId);
+      return {
+        encoderId: outcome.encoderId,
+        errorCode: outcome.errorCode,
+        errorMessage: outcome.errorMessage,
+        leases: (outcome.result?.leases ?? []).map((lease) => this.#keep(this.verify(lease))),
+        revocations,
+      };
+    });
   }
 }

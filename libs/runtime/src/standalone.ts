@@ -82,7 +82,7 @@ export async function runStandaloneService(options: StandaloneOptions): Promise<
       port: config.PUBLIC_PORT,
       tls: await loadTls(config),
       services: module.publicServices,
-      interceptors: [authInterceptor(tokenVerifier, new Set(module.anonymousMethods))],
+      interceptors: [authInterceptor(tokenVerifier, new Set(module.anonymousMethods), infrastructure.revocations, logger)],
     },
     internal: { port: config.INTERNAL_PORT, services: module.internalServices },
     readiness: infrastructure.readiness,

@@ -6,4 +6,4 @@ export { registerHealth, type ReadinessCheck } from "./health.js";
 export { startServers, bind, type ServiceBinding, type PortOptions, type StartServersOptions, type RunningServers } from "./serve.js";
 export { loadOrCreateSelfSignedTls, spkiPin, type TlsMaterial } from "./tls.js";
 export { exitOnSignals } from "./shutdown.js";
-export { requireCaller, actorOf } from "./caller.js";
+export { requireCaller, requireServerCaller, requireCustomerCaller, actorOf, callerActor } from "./caller.js";

@@ -29,6 +29,8 @@ const tls: TlsMaterial =
 const mesh = await startMesh({
   database: infrastructure.database,
   locks: infrastructure.locks,
+  revocations: infrastructure.revocations,
+  ...(infrastructure.redis ? { redis: infrastructure.redis } : {}),
   readiness: infrastructure.readiness,
   clock: systemClock(),
   logger,

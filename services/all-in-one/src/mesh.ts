@@ -2,7 +2,8 @@ import { createPublicKey } from "node:crypto";
 import type { DescService } from "@bufbuild/protobuf";
 import type { Client, Interceptor } from "@connectrpc/connect";
 import { createAllocationModule, migrateAllocation } from "@cls/allocation";
-import { createTokenIssuer, createTokenVerifier, type TokenVerifier } from "@cls/auth";
+import type { Redis } from "ioredis";
+import { createTokenIssuer, createTokenVerifier, type RevocationList, type TokenVerifier } from "@cls/auth";
 import type { Clock } from "@cls/clock";
 import type { DatabaseHandle } from "@cls/db";
 import { createLeaseSigner, type LeaseSigner } from "@cls/lease";
@@ -19,6 +20,8 @@ export type MeshLayout = "single-port" | "port-per-service";
 export interface MeshOptions {
   database: DatabaseHandle;
   locks: LockService;
+  revocations: RevocationList;
+  redis?: Redis;
   readiness: ReadinessCheck[];
   clock: Clock;
   logger: Logger;
@@ -85,6 +88,8 @@ export async function startMesh(options: MeshOptions): Promise<RunningMesh> {
     clock,
     logger,
     tokenIssuer,
+    revocations: options.revocations,
+    ...(options.redis ? { redis: options.redis } : {}),
     allocationAdmin: allocationAdmin.client,
     poolAdmin: poolAdmin.client,
     notificationAdmin: notificationAdmin.client,
@@ -100,7 +105,7 @@ export async function startMesh(options: MeshOptions): Promise<RunningMesh> {
         ...(options.host ? { host: options.host } : {}),
         tls: options.tls,
         services: list.flatMap((m) => m.publicServices),
-        interceptors: [authInterceptor(tokenVerifier, new Set(list.flatMap((m) => m.anonymousMethods)))],
+        interceptors: [authInterceptor(tokenVerifier, new Set(list.flatMap((m) => m.anonymousMethods)), options.revocations, logger)],
       },
       internal: { port: ports.internalPort, ...(options.host ? { host: options.host } : {}), services: list.flatMap((m) => m.internalServices) },
       readiness: options.readiness,

@@ -6,7 +6,7 @@ import type { AllocationContext } from "./context.js";
 import { findActiveAllocation, insertAllocationIfAbsent, nextLeaseSerials, renewLeases, type AllocationRow } from "./allocation.repository.js";
 import { findEncoder } from "./encoder.repository.js";
 import { findPoolCopy } from "./entitlement.repository.js";
-import { PoolExhaustedError, PoolExpiredError } from "./errors.js";
+import { PoolExhaustedError, PoolExpiredError, ServerRevokedError } from "./errors.js";
 import { leaseTimes } from "./lease-times.js";
 import { signLease } from "./leases.js";
 import { LEGACY_LICENCE_TYPE, requireModel } from "./register-encoder.js";
@@ -27,6 +27,7 @@ export async function acquireLicence(
   ctx: AllocationContext,
   caller: ServerCaller,
   request: { encoderId: string; cameraId: string },
+  attempt = 0,
 ): Promise<AcquiredLicence> {
   const { db, clock } = ctx;
   const server = await requireActiveServer(db, caller.serverId);
@@ -69,6 +70,12 @@ export async function acquireLicence(
       model.licence_type,
       now,
       async (trx) => {
+        // Holds the server's binding steady until commit: a pool switch or a revocation that
+        // started first is waited for and then seen, so this grant cannot land in a pool the
+        // server has just left, or for a server that has just been revoked.
+        const binding = await trx.selectFrom("servers").select(["pool_id", "state"]).where("server_id", "=", server.server_id).forShare().executeTakeFirst();
+        if (binding?.state !== "active") throw new ServerRevokedError();
+        if (binding.pool_id !== pool.pool_id) throw new PoolChangedError();
         const [serial] = await nextLeaseSerials(trx, 1);
         const inserted = await insertAllocationIfAbsent(trx, {
           account_id: server.account_id,
@@ -103,6 +110,7 @@ export async function acquireLicence(
     if (thresholdsCrossed(grant.usage).length > 0) ctx.outbox.kick();
     return { allocation: grant.result, lease: signLease(ctx.signer, grant.result, grant.result.lease_serial, times) };
   } catch (error) {
+    if (error instanceof PoolChangedError && attempt === 0) return acquireLicence(ctx, caller, request, 1);
     if (error instanceof PoolExhaustedError) await recordRefusal(ctx, server.account_id, server.server_id, encoder.encoder_id, request.cameraId, error);
     throw error;
   }
@@ -141,3 +149,6 @@ async function recordRefusal(
     ctx.logger.warn({ err: recordError }, "could not record the refusal event");
   }
 }
+
+/** The server moved to another pool while this grant was being made: retry against the new one. */
+class PoolChangedError extends Error {}

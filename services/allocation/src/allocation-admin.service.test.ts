@@ -175,6 +175,28 @@ describe("ApplyServerRevocation (SPEC L11)", () => {
   });
 });
 
+describe("ApplyServerRevocation racing AcquireLicence (SPEC L11: revoking stops calls at once, licences freed)", () => {
+  it("leaves the revoked server holding no active licence and the pool's used matching the rows", async () => {
+    const pool = await t.newPool({ [CAMERA]: 5 });
+    const server = await t.newServer(pool);
+    await t.registered(server, "enc-1");
+    await server.api.acquireLicence({ encoderId: "enc-1", cameraId: "cam-1" });
+
+    // Both calls read their state, then queue behind a lock on the pool's usage row.
+    const hold = await t.holdPoolUsage(pool.poolId);
+    const acquire = server.api.acquireLicence({ encoderId: "enc-1", cameraId: "cam-racing" });
+    await t.waiters(1);
+    const revoke = t.admin.applyServerRevocation({ serverId: server.caller.serverId });
+    await t.waiters(2);
+    await hold.release();
+    await Promise.allSettled([acquire, revoke]);
+
+    const active = await t.db.selectFrom("allocations").selectAll().where("server_id", "=", server.caller.serverId).where("state", "=", "active").execute();
+    expect(active.map((a) => a.camera_id)).toEqual([]);
+    expect((await t.usage(pool.poolId)).used).toBe(await t.activeCount(pool.poolId));
+  });
+});
+
 describe("GetPoolUsage (SPEC L2)", () => {
   it("reports used per licence type for each pool asked about", async () => {
     const first = await t.newPool({ [CAMERA]: 3, [EVVR_CAMERA]: 3 });

@@ -1,7 +1,8 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { InvalidArgumentError } from "@cls/errors";
 import { EncoderKind, type AllocationAdminService } from "@cls/proto";
-import { requireCount, requireId, requireListSize, requireSlug, requireTimestamp } from "@cls/validation";
+import { listAudit } from "@cls/audit";
+import { pageSize, requireCount, requireId, requireListSize, requireSlug, requireTimestamp } from "@cls/validation";
 import { listAllocations, usedByPool } from "./allocation.repository.js";
 import { toAllocationMessage } from "./allocation.mapping.js";
 import type { AllocationContext } from "./context.js";
@@ -63,6 +64,11 @@ export function createAllocationAdminService(ctx: AllocationContext): ServiceImp
           used: Object.fromEntries(rows.filter((row) => row.pool_id === poolId).map((row) => [row.licence_type, row.used])),
         })),
       };
+    },
+
+    async listAudit(req) {
+      const accountId = req.accountId ? requireId("account_id", req.accountId, "acc") : undefined;
+      return { entries: await listAudit(db, { ...(accountId ? { accountId } : {}), limit: pageSize("limit", req.limit, 100, 1_000) }) };
     },
 
     async listAccountAllocations(req) {

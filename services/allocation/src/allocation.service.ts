@@ -2,7 +2,8 @@ import { codeToString } from "@connectrpc/connect/protocol-connect";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { ClsError, InvalidArgumentError, NotFoundError } from "@cls/errors";
 import type { AllocationService } from "@cls/proto";
-import { requireCaller } from "@cls/server";
+import { callerActor, requireCaller, requireServerCaller } from "@cls/server";
+import type { Caller } from "@cls/auth";
 import { pageSize, requireExternalId, requireId, requireListSize, requireSlug } from "@cls/validation";
 import { acquireLicence } from "./acquire.js";
 import { listAllocations } from "./allocation.repository.js";
@@ -31,11 +32,24 @@ function toCheckResponse(outcome: Extract<EncoderCheckOutcome, { ok: true }>) {
   };
 }
 
+/**
+ * The server a management call acts on: a server acts on itself; a customer names one of
+ * their account's servers (checked against the account where it is used).
+ */
+function targetServer(caller: Caller, requested: string): string {
+  if (caller.kind === "customer") {
+    if (!requested) throw new InvalidArgumentError("server_id", "is required when calling with an API key");
+    return requireId("server_id", requested, "srv");
+  }
+  if (requested && requireId("server_id", requested, "srv") !== caller.serverId) throw new NotFoundError(`server ${requested}`);
+  return caller.serverId;
+}
+
 /** Public: what an EdgeVis Server calls (SPEC L8) and what it may list and manage (L14). */
 export function createAllocationService(ctx: AllocationContext): ServiceImpl<typeof AllocationService> {
   return {
     async registerEncoder(req, handler) {
-      const caller = requireCaller(handler);
+      const caller = requireServerCaller(handler);
       const { encoder, legacyLease } = await registerEncoder(ctx, caller, {
         encoderId: requireExternalId("encoder_id", req.encoderId),
         model: requireSlug("model", req.model.toLowerCase()),
@@ -45,7 +59,7 @@ export function createAllocationService(ctx: AllocationContext): ServiceImpl<typ
     },
 
     async acquireLicence(req, handler) {
-      const caller = requireCaller(handler);
+      const caller = requireServerCaller(handler);
       const { allocation, lease } = await acquireLicence(ctx, caller, {
         encoderId: requireExternalId("encoder_id", req.encoderId),
         cameraId: requireExternalId("camera_id", req.cameraId),
@@ -57,13 +71,13 @@ export function createAllocationService(ctx: AllocationContext): ServiceImpl<typ
       const caller = requireCaller(handler);
       const encoderId = requireExternalId("encoder_id", req.encoderId);
       const cameraId = requireExternalId("camera_id", req.cameraId);
-      if (req.serverId && requireId("server_id", req.serverId, "srv") !== caller.serverId) throw new NotFoundError(`server ${req.serverId}`);
-      const released = await releaseLicence(ctx, { serverId: caller.serverId, encoderId, cameraId, actor: `server:${caller.serverId}` });
+      const serverId = targetServer(caller, req.serverId);
+      const released = await releaseLicence(ctx, { accountId: caller.accountId, serverId, encoderId, cameraId, actor: callerActor(caller) });
       return { released };
     },
 
     async checkEncoder(req, handler) {
-      const caller = requireCaller(handler);
+      const caller = requireServerCaller(handler);
       const [outcome] = await checkEncoders(ctx, caller, [
         { encoderId: requireExternalId("encoder_id", req.encoderId), firmwareVersion: requireFirmwareText("firmware_version", req.firmwareVersion) },
       ]);
@@ -73,7 +87,7 @@ export function createAllocationService(ctx: AllocationContext): ServiceImpl<typ
     },
 
     async checkEncoders(req, handler) {
-      const caller = requireCaller(handler);
+      const caller = requireServerCaller(handler);
       requireListSize("encoders", req.encoders, MAX_CHECK_BATCH, 1);
       const requests = req.encoders.map((entry, i) => ({
         encoderId: requireExternalId(`encoders[${i}].encoder_id`, entry.encoderId),
@@ -104,13 +118,11 @@ export function createAllocationService(ctx: AllocationContext): ServiceImpl<typ
 
     async switchPool(req, handler) {
       const caller = requireCaller(handler);
-      const serverId = req.serverId ? requireId("server_id", req.serverId, "srv") : caller.serverId;
-      if (serverId !== caller.serverId) throw new NotFoundError(`server ${serverId}`);
       return switchPool(ctx, {
         accountId: caller.accountId,
-        serverId,
+        serverId: targetServer(caller, req.serverId),
         poolId: requireId("pool_id", req.poolId, "pool"),
-        actor: `server:${caller.serverId}`,
+        actor: callerActor(caller),
       });
     },
 

@@ -17,6 +17,7 @@ export interface ServerTable {
   bound_at: Date;
   revoked_at: Date | null;
   last_check_at: Date | null;
+  silence_notified_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
 }
 
 /** The local copy of a pool's head, kept current by the pool service (by version). */

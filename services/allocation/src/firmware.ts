@@ -44,6 +44,13 @@ export type FirmwareDecision =
  */
 export function decideFirmware(rules: ModelRules, reported: Version, highestSeen: Version | undefined): FirmwareDecision {
   const major = reported[0] ?? 0;
+  if (major === 8 && highestSeen && compareVersions(highestSeen, rules.minV9Version) >= 0) {
+    return {
+      outcome: "refused",
+      reason: "downgrade",
+      message: `downgrade not supported: encoder has run ${formatVersion(highestSeen)} and now reports ${formatVersion(reported)}`,
+    };
+  }
   if (rules.kind === "container") {
     if (major < 9) {
       return {
@@ -61,16 +68,7 @@ export function decideFirmware(rules: ModelRules, reported: Version, highestSeen
       message: `firmware ${formatVersion(reported)} is not supported: the minimum supported version is ${MINIMUM_SUPPORTED_VERSION}`,
     };
   }
-  if (major === 8) {
-    if (highestSeen && compareVersions(highestSeen, rules.minV9Version) >= 0) {
-      return {
-        outcome: "refused",
-        reason: "downgrade",
-        message: `downgrade not supported: encoder has run ${formatVersion(highestSeen)} and now reports ${formatVersion(reported)}`,
-      };
-    }
-    return { outcome: "legacy" };
-  }
+  if (major === 8) return { outcome: "legacy" };
   if (compareVersions(reported, rules.minV9Version) < 0) {
     return {
       outcome: "refused",

@@ -12,7 +12,7 @@ import { createAllocationAdminService } from "./allocation-admin.service.js";
 import { createAllocationService } from "./allocation.service.js";
 import type { AllocationContext } from "./context.js";
 import { ALLOCATION_SCHEMA, type AllocationDatabase } from "./database.js";
-import { startReclaimJob } from "./jobs.js";
+import { runAllocationJobs, startAllocationJobs } from "./jobs.js";
 import { allocationMigrations } from "./migrations/index.js";
 import { createPoolAllocator } from "./pool-allocator.js";
 
@@ -23,7 +23,7 @@ export interface AllocationModuleDeps {
   locks: LockService;
   signer: LeaseSigner;
   notificationAdmin: Client<typeof NotificationAdminService>;
-  /** How often the reclaim job runs; tests drive it directly instead. */
+  /** How often the scheduled jobs (reclaim, silent servers) run; tests call runJobs() instead. */
   reclaimIntervalMs?: number;
 }
 
@@ -44,15 +44,16 @@ export function createAllocationModule(deps: AllocationModuleDeps): ServiceModul
     allocator: createPoolAllocator({ db, locks: deps.locks, logger }),
     outbox,
   };
-  const reclaim = startReclaimJob(context, deps.reclaimIntervalMs);
+  const jobs = startAllocationJobs(context, deps.reclaimIntervalMs);
   return {
     name: "allocation",
     context,
     publicServices: [bind(AllocationService, createAllocationService(context))],
     internalServices: [bind(AllocationAdminService, createAllocationAdminService(context))],
     anonymousMethods: [`${AllocationService.typeName}/GetLeaseKey`],
+    runJobs: () => runAllocationJobs(context),
     async stop() {
-      reclaim.stop();
+      jobs.stop();
       await outbox.stop();
     },
   };

@@ -2,7 +2,7 @@ import { recordAudit } from "@cls/audit";
 import type { AllocationContext } from "./context.js";
 import { endAllocations, findActiveAllocation } from "./allocation.repository.js";
 import { releaseUsage } from "./entitlement.repository.js";
-import { requireActiveServer } from "./server.repository.js";
+import { requireAccountServer } from "./server.repository.js";
 
 /**
  * A camera removed (SPEC L7): its licence returns to the pool at once. Releasing a camera
@@ -10,9 +10,9 @@ import { requireActiveServer } from "./server.repository.js";
  */
 export async function releaseLicence(
   ctx: AllocationContext,
-  request: { serverId: string; encoderId: string; cameraId: string; actor: string },
+  request: { accountId: string; serverId: string; encoderId: string; cameraId: string; actor: string },
 ): Promise<boolean> {
-  const server = await requireActiveServer(ctx.db, request.serverId);
+  const server = await requireAccountServer(ctx.db, request.accountId, request.serverId);
   const now = ctx.clock.now();
   return ctx.db.transaction().execute(async (trx) => {
     const active = await findActiveAllocation(trx, server.server_id, request.encoderId, request.cameraId);

@@ -1,19 +1,34 @@
 import type { Kysely } from "kysely";
+import type { Selectable } from "kysely";
 import type { AllocationDatabase, ServerTable } from "./database.js";
+
+export type ServerRow = Selectable<ServerTable>;
+import { NotFoundError } from "@cls/errors";
 import { ServerRevokedError, ServerWithoutPoolError } from "./errors.js";
 
 type Db = Kysely<AllocationDatabase>;
 
-export async function findServer(db: Db, serverId: string, options: { forUpdate?: boolean } = {}): Promise<ServerTable | undefined> {
+export async function findServer(db: Db, serverId: string, options: { forUpdate?: boolean } = {}): Promise<ServerRow | undefined> {
   let query = db.selectFrom("servers").selectAll().where("server_id", "=", serverId);
   if (options.forUpdate) query = query.forUpdate();
   return query.executeTakeFirst();
 }
 
 /** The calling server's binding; revoked or unbound servers are refused. */
-export async function requireActiveServer(db: Db, serverId: string, options: { forUpdate?: boolean } = {}): Promise<ServerTable> {
+export async function requireActiveServer(db: Db, serverId: string, options: { forUpdate?: boolean } = {}): Promise<ServerRow> {
   const server = await findServer(db, serverId, options);
   if (!server) throw new ServerWithoutPoolError();
+  if (server.state === "revoked") throw new ServerRevokedError();
+  return server;
+}
+
+/**
+ * A server of the caller's account, for management calls. Another account's server is
+ * `not_found`, exactly like one that does not exist, so nothing about it leaks.
+ */
+export async function requireAccountServer(db: Db, accountId: string, serverId: string, options: { forUpdate?: boolean } = {}): Promise<ServerRow> {
+  const server = await findServer(db, serverId, options);
+  if (!server || server.account_id !== accountId) throw new NotFoundError(`server ${serverId}`);
   if (server.state === "revoked") throw new ServerRevokedError();
   return server;
 }

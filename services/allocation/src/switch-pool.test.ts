@@ -151,3 +151,33 @@ describe("SwitchPool (SPEC L3)", () => {
     expect(await t.activeCount(accountPool.poolId)).toBe(2);
   });
 });
+
+describe("SwitchPool racing AcquireLicence (SPEC L3: one pool per server at a time)", () => {
+  it("leaves every active licence of the server in the server's pool, with used matching the rows", async () => {
+    const server = await busyServer(2, 0);
+    const from = server.pool.poolId;
+    const target = await t.newPool({ [CAMERA]: 10, [EVVR_CAMERA]: 10 }, { accountId: server.pool.accountId });
+
+    // Hold the old pool's usage row so both calls queue behind it after reading their state.
+    const hold = await t.holdPoolUsage(from);
+    const acquire = server.api.acquireLicence({ encoderId: "enc-1", cameraId: "cam-racing" });
+    await t.waiters(1);
+    const switched = server.api.switchPool({ poolId: target.poolId });
+    await t.waiters(2);
+    await hold.release();
+    await Promise.allSettled([acquire, switched]);
+
+    const binding = await t.db.selectFrom("servers").selectAll().where("server_id", "=", server.caller.serverId).executeTakeFirstOrThrow();
+    const active = await t.db
+      .selectFrom("allocations")
+      .selectAll()
+      .where("server_id", "=", server.caller.serverId)
+      .where("state", "=", "active")
+      .where("kind", "=", "pool")
+      .execute();
+    expect(active.map((a) => [a.camera_id, a.pool_id])).toEqual(active.map((a) => [a.camera_id, binding.pool_id]));
+    for (const poolId of [from, target.poolId]) {
+      expect((await t.usage(poolId)).used, poolId).toBe(await t.activeCount(poolId));
+    }
+  });
+});

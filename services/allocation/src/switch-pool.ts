@@ -10,7 +10,7 @@ import { findPoolCopy, listUsage, releaseUsage } from "./entitlement.repository.
 import { PoolExpiredError, PoolShortfallError } from "./errors.js";
 import { leaseTimes } from "./lease-times.js";
 import { signLease } from "./leases.js";
-import { requireActiveServer, setServerPool } from "./server.repository.js";
+import { requireAccountServer, setServerPool } from "./server.repository.js";
 
 /**
  * Moves a server to another pool of its account (SPEC L3): all of its active licences move
@@ -23,8 +23,7 @@ export async function switchPool(
 ): Promise<{ poolId: string; leases: SignedLease[] }> {
   const now = ctx.clock.now();
   const moved = await ctx.db.transaction().execute(async (trx) => {
-    const server = await requireActiveServer(trx, request.serverId, { forUpdate: true });
-    if (server.account_id !== request.accountId) throw new NotFoundError(`server ${request.serverId}`);
+    const server = await requireAccountServer(trx, request.accountId, request.serverId, { forUpdate: true });
     const target = await findPoolCopy(trx, request.poolId);
     if (!target || target.account_id !== server.account_id) throw new NotFoundError(`pool ${request.poolId}`);
     if (target.expires_at <= now) throw new PoolExpiredError(target.pool_id, target.expires_at);

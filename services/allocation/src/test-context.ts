@@ -3,7 +3,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, createRouterTransport, type Client, type Interceptor } from "@connectrpc/connect";
 import { callerKey, type ServerCaller } from "@cls/auth";
 import { DAY_MS, ManualClock } from "@cls/clock";
-import { forSchema, newId, type Kysely } from "@cls/db";
+import { forSchema, newId, sql, type Kysely } from "@cls/db";
 import { createLeaseSigner, generateEd25519PrivateKeyPem, verifyLease } from "@cls/lease";
 import { createRedisLockService } from "@cls/lock";
 import { AllocationAdminService, AllocationService, EncoderKind, NotificationAdminService, type Lease, type Notification, type SignedLease } from "@cls/proto";
@@ -39,6 +39,9 @@ export interface AllocationTestContext {
   clock: ManualClock;
   /** The module's use-case context, for driving jobs such as reclaim directly. */
   context: AllocationContext;
+  /** The Redis lock service, and the prefix of every key it writes. */
+  locks: ReturnType<typeof createRedisLockService>;
+  lockPrefix: string;
   admin: Client<typeof AllocationAdminService>;
   /** Events the outbox relay delivered to the fake notification service. */
   ingested: Notification[];
@@ -53,6 +56,12 @@ export interface AllocationTestContext {
   usage(poolId: string, licenceType?: string): Promise<Pick<PoolUsageTable, "capacity" | "expires_at"> & { used: number }>;
   activeCount(poolId: string, licenceType?: string): Promise<number>;
   outboxEvents(accountId: string, type: string): Promise<Array<{ event_id: string; data: Record<string, unknown> }>>;
+  /**
+   * Holds a FOR UPDATE lock on a pool's usage rows until `release()`, so concurrent calls
+   * queue behind it at a known point; `waiters(n)` resolves once n statements wait on a lock.
+   */
+  holdPoolUsage(poolId: string): Promise<{ release(): Promise<void> }>;
+  waiters(count: number): Promise<void>;
   /** Verifies a lease against the module's lease key, as an EdgeVis Server does. */
   openLease(signed: SignedLease | undefined): Lease;
   close(): Promise<void>;
@@ -81,12 +90,13 @@ function routed(bindings: readonly ServiceBinding[], interceptors: Interceptor[]
  * A migrated allocation schema on real Postgres, real Redis locks, a ManualClock, and a fake
  * notification service; the module's APIs are called through Connect with the error interceptor.
  */
-export async function createAllocationTestContext(): Promise<AllocationTestContext> {
+export async function createAllocationTestContext(options: { redisUrl?: string } = {}): Promise<AllocationTestContext> {
   const database = await createTestDatabase();
   await migrateAllocation(database.handle.root);
   const clock = new ManualClock(new Date("2030-01-01T00:00:00Z"));
   const logger = createLogger("allocation-test", "silent");
-  const locks = createRedisLockService({ url: TEST_REDIS_URL, prefix: `cls-test:${randomBytes(4).toString("hex")}:` });
+  const lockPrefix = `cls-test:${randomBytes(4).toString("hex")}:`;
+  const locks = createRedisLockService({ url: options.redisUrl ?? TEST_REDIS_URL, prefix: lockPrefix });
   const signer = createLeaseSigner(generateEd25519PrivateKeyPem());
   const ingested: Notification[] = [];
   const notificationAdmin = createClient(
@@ -135,6 +145,8 @@ export async function createAllocationTestContext(): Promise<AllocationTestConte
     db,
     clock,
     context: module.context,
+    locks,
+    lockPrefix,
     admin,
     ingested,
     publicApi,
@@ -177,6 +189,33 @@ export async function createAllocationTestContext(): Promise<AllocationTestConte
     async outboxEvents(accountId, type) {
       const rows = await db.selectFrom("outbox").select(["event_id", "data"]).where("account_id", "=", accountId).where("type", "=", type).orderBy("occurred_at").execute();
       return rows.map((row) => ({ event_id: row.event_id, data: (typeof row.data === "string" ? JSON.parse(row.data) : row.data) as Record<string, unknown> }));
+    },
+    async holdPoolUsage(poolId) {
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      let holding!: () => void;
+      const held = new Promise<void>((resolve) => (holding = resolve));
+      const holder = db.transaction().execute(async (trx) => {
+        await trx.selectFrom("pool_usage").selectAll().where("pool_id", "=", poolId).forUpdate().execute();
+        holding();
+        await released;
+      });
+      await Promise.race([held, holder]);
+      return {
+        async release() {
+          release();
+          await holder;
+        },
+      };
+    },
+    async waiters(count) {
+      for (let attempt = 0; attempt < 1_000; attempt++) {
+        const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
+          where datname = current_database() and wait_event_type = 'Lock'`.execute(database.handle.root);
+        if (rows[0]!.n >= count) return;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      throw new Error(`never saw ${count} statements waiting on a lock`);
     },
     openLease(signed) {
       if (!signed) throw new ConnectError("no lease in the answer", Code.Internal);

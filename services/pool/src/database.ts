@@ -43,7 +43,16 @@ export interface PoolEntitlementTable {
   total: number;
 }
 
+export interface ExpiryNoticeTable {
+  pool_id: string;
+  expires_at: Date;
+  /** "30d", "7d", "1d" or "expired". */
+  notice: string;
+  sent_at: Date;
+}
+
 export interface PoolDatabase {
+  expiry_notices: ExpiryNoticeTable;
   accounts: AccountTable;
   licence_types: LicenceTypeTable;
   encoder_models: EncoderModelTable;

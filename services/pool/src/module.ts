@@ -4,9 +4,10 @@ import type { Clock } from "@cls/clock";
 import { forSchema, migrateSchema } from "@cls/db";
 import { deliverToNotificationService, startOutboxRelay } from "@cls/outbox";
 import { PoolAdminService, PoolService, type AllocationAdminService, type NotificationAdminService } from "@cls/proto";
-import type { ServiceModule } from "@cls/runtime";
+import { startInterval, type ServiceModule } from "@cls/runtime";
 import { bind, type Logger } from "@cls/server";
 import { createAllocationSync } from "./allocation-sync.js";
+import { sendExpiryNotices } from "./expiry-notices.js";
 import { POOL_SCHEMA, type PoolDatabase } from "./database.js";
 import { poolMigrations } from "./migrations/index.js";
 import { createPoolAdminService } from "./pool-admin.service.js";
@@ -18,6 +19,8 @@ export interface PoolModuleDeps {
   logger: Logger;
   allocationAdmin: Client<typeof AllocationAdminService>;
   notificationAdmin: Client<typeof NotificationAdminService>;
+  /** How often scheduled jobs (expiry notices) run; tests call runJobs() instead. */
+  jobIntervalMs?: number;
 }
 
 export function migratePool(root: Kysely<any>): Promise<string[]> {
@@ -30,12 +33,18 @@ export function createPoolModule(deps: PoolModuleDeps): ServiceModule {
   const logger = deps.logger.child({ component: "pool" });
   const outbox = startOutboxRelay({ db, clock: deps.clock, logger, deliver: deliverToNotificationService(deps.notificationAdmin, "pool") });
   const sync = createAllocationSync({ db, allocation: deps.allocationAdmin, logger });
+  const runJobs = async () => {
+    if ((await sendExpiryNotices({ db, clock: deps.clock })) > 0) outbox.kick();
+  };
+  const jobs = startInterval(runJobs, deps.jobIntervalMs ?? 60_000, logger);
   return {
     name: "pool",
     publicServices: [bind(PoolService, createPoolService({ db, allocation: deps.allocationAdmin }))],
     internalServices: [bind(PoolAdminService, createPoolAdminService({ db, clock: deps.clock, logger, sync, outbox }))],
     anonymousMethods: [],
+    runJobs,
     async stop() {
+      jobs.stop();
       sync.stop();
       await outbox.stop();
     },

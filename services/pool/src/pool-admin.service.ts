@@ -98,7 +98,7 @@ export function createPoolAdminService(deps: PoolAdminDeps): ServiceImpl<typeof 
       }
       const kind = req.model.kind === EncoderKind.HARDWARE ? "hardware" : "container";
       const minV9 = req.model.minV9Version || (kind === "hardware" ? "9.2" : "9.0");
-      if (!VERSION_PATTERN.test(minV9) || !minV9.startsWith("9")) {
+      if (!VERSION_PATTERN.test(minV9) || !/^9(\.|$)/.test(minV9)) {
         throw new InvalidArgumentError("model.min_v9_version", "must be a 9.x version such as 9.2");
       }
       if (!(await findLicenceType(db, licenceType))) {
@@ -153,7 +153,12 @@ export function createPoolAdminService(deps: PoolAdminDeps): ServiceImpl<typeof 
           occurredAt: now,
         });
       });
-      await propagate(pool);
+      // A new pool has no licences in use, so allocation learning of it a little later harms
+      // nobody; answering `unavailable` here would invite a retry that makes a second pool.
+      deps.outbox.kick();
+      await deps.sync.pushPool(pool).catch((error: unknown) =>
+        deps.logger.warn({ err: error, pool_id: pool.pool_id }, "pool created; allocation will receive it from the background sync"),
+      );
       return { pool: toPoolMessage(pool) };
     },
 

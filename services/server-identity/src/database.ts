@@ -38,10 +38,23 @@ export interface ChallengeTable {
   used_at: Date | null;
 }
 
+/** A customer's API key (SPEC L14). The secret is shown once and never stored. */
+export interface ApiKeyTable {
+  /** `key_…`; also the middle part of the key string `cls_<key_id>_<secret>`. */
+  key_id: string;
+  account_id: string;
+  name: string;
+  /** SHA-256 hex of the secret part. */
+  secret_hash: string;
+  created_at: Date;
+  revoked_at: Date | null;
+}
+
 export interface ServerIdentityDatabase {
   enrollment_codes: EnrollmentCodeTable;
   servers: ServerTable;
   challenges: ChallengeTable;
+  api_keys: ApiKeyTable;
   audit: AuditTable;
   outbox: OutboxTable;
 }

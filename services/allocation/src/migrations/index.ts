@@ -1,7 +1,9 @@
 import type { MigrationSet } from "@cls/db";
 import * as initial from "./0001_initial.js";
+import * as serverSilence from "./0002_server_silence.js";
 
 /** The allocation service's migrations, in order. */
 export const allocationMigrations: MigrationSet = {
   "0001_initial": initial,
+  "0002_server_silence": serverSilence,
 };

@@ -4,6 +4,8 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { AuditEntry } from "../../pool/v1/pool_pb.js";
+import { file_cls_pool_v1_pool } from "../../pool/v1/pool_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cls/server_identity/v1/server_identity.proto.
  */
 export const file_cls_server_identity_v1_server_identity: GenFile = /*@__PURE__*/
-  fileDesc("CixjbHMvc2VydmVyX2lkZW50aXR5L3YxL3NlcnZlcl9pZGVudGl0eS5wcm90bxIWY2xzLnNlcnZlcl9pZGVudGl0eS52MSLjAQoGU2VydmVyEhEKCXNlcnZlcl9pZBgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEg8KB3Bvb2xfaWQYAyABKAkSDAoEbmFtZRgEIAEoCRIyCgVzdGF0ZRgFIAEoDjIjLmNscy5zZXJ2ZXJfaWRlbnRpdHkudjEuU2VydmVyU3RhdGUSLwoLZW5yb2xsZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlEKDUVucm9sbFJlcXVlc3QSFwoPZW5yb2xsbWVudF9jb2RlGAEgASgJEhIKCnB1YmxpY19rZXkYAiABKAwSEwoLc2VydmVyX25hbWUYAyABKAkiQAoORW5yb2xsUmVzcG9uc2USLgoGc2VydmVyGAEgASgLMh4uY2xzLnNlcnZlcl9pZGVudGl0eS52MS5TZXJ2ZXIiKwoWQ3JlYXRlQ2hhbGxlbmdlUmVxdWVzdBIRCglzZXJ2ZXJfaWQYASABKAkiXAoXQ3JlYXRlQ2hhbGxlbmdlUmVzcG9uc2USEQoJY2hhbGxlbmdlGAEgASgMEi4KCmV4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIk4KE0F1dGhlbnRpY2F0ZVJlcXVlc3QSEQoJc2VydmVyX2lkGAEgASgJEhEKCWNoYWxsZW5nZRgCIAEoDBIRCglzaWduYXR1cmUYAyABKAwiXAoUQXV0aGVudGljYXRlUmVzcG9uc2USFAoMYWNjZXNzX3Rva2VuGAEgASgJEi4KCmV4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlUKG0NyZWF0ZUVucm9sbG1lbnRDb2RlUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEg8KB3Bvb2xfaWQYAiABKAkSEQoJdHRsX2hvdXJzGAMgASgFImcKHENyZWF0ZUVucm9sbG1lbnRDb2RlUmVzcG9uc2USFwoPZW5yb2xsbWVudF9jb2RlGAEgASgJEi4KCmV4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIigKEkxpc3RTZXJ2ZXJzUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJIkYKE0xpc3RTZXJ2ZXJzUmVzcG9uc2USLwoHc2VydmVycxgBIAMoCzIeLmNscy5zZXJ2ZXJfaWRlbnRpdHkudjEuU2VydmVyIigKE1Jldm9rZVNlcnZlclJlcXVlc3QSEQoJc2VydmVyX2lkGAEgASgJIkYKFFJldm9rZVNlcnZlclJlc3BvbnNlEi4KBnNlcnZlchgBIAEoCzIeLmNscy5zZXJ2ZXJfaWRlbnRpdHkudjEuU2VydmVyIhUKE0dldFRva2VuS2V5c1JlcXVlc3QiKQoUR2V0VG9rZW5LZXlzUmVzcG9uc2USEQoJandrc19qc29uGAEgASgJKl4KC1NlcnZlclN0YXRlEhwKGFNFUlZFUl9TVEFURV9VTlNQRUNJRklFRBAAEhcKE1NFUlZFUl9TVEFURV9BQ1RJVkUQARIYChRTRVJWRVJfU1RBVEVfUkVWT0tFRBACMs8CChVTZXJ2ZXJJZGVudGl0eVNlcnZpY2USVwoGRW5yb2xsEiUuY2xzLnNlcnZlcl9pZGVudGl0eS52MS5FbnJvbGxSZXF1ZXN0GiYuY2xzLnNlcnZlcl9pZGVudGl0eS52MS5FbnJvbGxSZXNwb25zZRJyCg9DcmVhdGVDaGFsbGVuZ2USLi5jbHMuc2VydmVyX2lkZW50aXR5LnYxLkNyZWF0ZUNoYWxsZW5nZVJlcXVlc3QaLy5jbHMuc2VydmVyX2lkZW50aXR5LnYxLkNyZWF0ZUNoYWxsZW5nZVJlc3BvbnNlEmkKDEF1dGhlbnRpY2F0ZRIrLmNscy5zZXJ2ZXJfaWRlbnRpdHkudjEuQXV0aGVudGljYXRlUmVxdWVzdBosLmNscy5zZXJ2ZXJfaWRlbnRpdHkudjEuQXV0aGVudGljYXRlUmVzcG9uc2Uy3gMKGlNlcnZlcklkZW50aXR5QWRtaW5TZXJ2aWNlEoEBChRDcmVhdGVFbnJvbGxtZW50Q29kZRIzLmNscy5zZXJ2ZXJfaWRlbnRpdHkudjEuQ3JlYXRlRW5yb2xsbWVudENvZGVSZXF1ZXN0GjQuY2xzLnNlcnZlcl9pZGVudGl0eS52MS5DcmVhdGVFbnJvbGxtZW50Q29kZVJlc3BvbnNlEmYKC0xpc3RTZXJ2ZXJzEiouY2xzLnNlcnZlcl9pZGVudGl0eS52MS5MaXN0U2VydmVyc1JlcXVlc3QaKy5jbHMuc2VydmVyX2lkZW50aXR5LnYxLkxpc3RTZXJ2ZXJzUmVzcG9uc2USaQoMUmV2b2tlU2VydmVyEisuY2xzLnNlcnZlcl9pZGVudGl0eS52MS5SZXZva2VTZXJ2ZXJSZXF1ZXN0GiwuY2xzLnNlcnZlcl9pZGVudGl0eS52MS5SZXZva2VTZXJ2ZXJSZXNwb25zZRJpCgxHZXRUb2tlbktleXMSKy5jbHMuc2VydmVyX2lkZW50aXR5LnYxLkdldFRva2VuS2V5c1JlcXVlc3QaLC5jbHMuc2VydmVyX2lkZW50aXR5LnYxLkdldFRva2VuS2V5c1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CixjbHMvc2VydmVyX2lkZW50aXR5L3YxL3NlcnZlcl9pZGVudGl0eS5wcm90bxIWY2xzLnNlcnZlcl9pZGVudGl0eS52MSLjAQoGU2VydmVyEhEKCXNlcnZlcl9pZBgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEg8KB3Bvb2xfaWQYAyABKAkSDAoEbmFtZRgEIAEoCRIyCgVzdGF0ZRgFIAEoDjIjLmNscy5zZXJ2ZXJfaWRlbnRpdHkudjEuU2VydmVyU3RhdGUSLwoLZW5yb2xsZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIigKFUV4Y2hhbmdlQXBpS2V5UmVxdWVzdBIPCgdhcGlfa2V5GAEgASgJInIKFkV4Y2hhbmdlQXBpS2V5UmVzcG9uc2USFAoMYWNjZXNzX3Rva2VuGAEgASgJEi4KCmV4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmFjY291bnRfaWQYAyABKAkiUAoQUm90YXRlS2V5UmVxdWVzdBIWCg5uZXdfcHVibGljX2tleRgBIAEoDBIRCgljaGFsbGVuZ2UYAiABKAwSEQoJc2lnbmF0dXJlGAMgASgMIkMKEVJvdGF0ZUtleVJlc3BvbnNlEi4KBnNlcnZlchgBIAEoCzIeLmNscy5zZXJ2ZXJfaWRlbnRpdHkudjEuU2VydmVyIj4KGE5ld0Vucm9sbG1lbnRDb2RlUmVxdWVzdBIPCgdwb29sX2lkGAEgASgJEhEKCXR0bF9ob3VycxgCIAEoBSJkChlOZXdFbnJvbGxtZW50Q29kZVJlc3BvbnNlEhcKD2Vucm9sbG1lbnRfY29kZRgBIAEoCRIuCgpleHBpcmVzX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIbChlMaXN0QWNjb3VudFNlcnZlcnNSZXF1ZXN0Ik0KGkxpc3RBY2NvdW50U2VydmVyc1Jlc3BvbnNlEi8KB3NlcnZlcnMYASADKAsyHi5jbHMuc2VydmVyX2lkZW50aXR5LnYxLlNlcnZlciIvChpSZXZva2VBY2NvdW50U2VydmVyUmVxdWVzdBIRCglzZXJ2ZXJfaWQYASABKAkiTQobUmV2b2tlQWNjb3VudFNlcnZlclJlc3BvbnNlEi4KBnNlcnZlchgBIAEoCzIeLmNscy5zZXJ2ZXJfaWRlbnRpdHkudjEuU2VydmVyIpoBCgZBcGlLZXkSDgoGa2V5X2lkGAEgASgJEhIKCmFjY291bnRfaWQYAiABKAkSDAoEbmFtZRgDIAEoCRIuCgpjcmVhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpyZXZva2VkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJRCg1FbnJvbGxSZXF1ZXN0EhcKD2Vucm9sbG1lbnRfY29kZRgBIAEoCRISCgpwdWJsaWNfa2V5GAIgASgMEhMKC3NlcnZlcl9uYW1lGAMgASgJIkAKDkVucm9sbFJlc3BvbnNlEi4KBnNlcnZlchgBIAEoCzIeLmNscy5zZXJ2ZXJfaWRlbnRpdHkudjEuU2VydmVyIisKFkNyZWF0ZUNoYWxsZW5nZVJlcXVlc3QSEQoJc2VydmVyX2lkGAEgASgJIlwKF0NyZWF0ZUNoYWxsZW5nZVJlc3BvbnNlEhEKCWNoYWxsZW5nZRgBIAEoDBIuCgpleHBpcmVzX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJOChNBdXRoZW50aWNhdGVSZXF1ZXN0EhEKCXNlcnZlcl9pZBgBIAEoCRIRCgljaGFsbGVuZ2UYAiABKAwSEQoJc2lnbmF0dXJlGAMgASgMIlwKFEF1dGhlbnRpY2F0ZVJlc3BvbnNlEhQKDGFjY2Vzc190b2tlbhgBIAEoCRIuCgpleHBpcmVzX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI3ChNDcmVhdGVBcGlLZXlSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCSJXChRDcmVhdGVBcGlLZXlSZXNwb25zZRIvCgdhcGlfa2V5GAEgASgLMh4uY2xzLnNlcnZlcl9pZGVudGl0eS52MS5BcGlLZXkSDgoGc2VjcmV0GAIgASgJIigKEkxpc3RBcGlLZXlzUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJIkcKE0xpc3RBcGlLZXlzUmVzcG9uc2USMAoIYXBpX2tleXMYASADKAsyHi5jbHMuc2VydmVyX2lkZW50aXR5LnYxLkFwaUtleSIlChNSZXZva2VBcGlLZXlSZXF1ZXN0Eg4KBmtleV9pZBgBIAEoCSJHChRSZXZva2VBcGlLZXlSZXNwb25zZRIvCgdhcGlfa2V5GAEgASgLMh4uY2xzLnNlcnZlcl9pZGVudGl0eS52MS5BcGlLZXkiTwoqU2VydmVySWRlbnRpdHlBZG1pblNlcnZpY2VMaXN0QXVkaXRSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAkSDQoFbGltaXQYAiABKAUiVworU2VydmVySWRlbnRpdHlBZG1pblNlcnZpY2VMaXN0QXVkaXRSZXNwb25zZRIoCgdlbnRyaWVzGAEgAygLMhcuY2xzLnBvb2wudjEuQXVkaXRFbnRyeSJVChtDcmVhdGVFbnJvbGxtZW50Q29kZVJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRIPCgdwb29sX2lkGAIgASgJEhEKCXR0bF9ob3VycxgDIAEoBSJnChxDcmVhdGVFbnJvbGxtZW50Q29kZVJlc3BvbnNlEhcKD2Vucm9sbG1lbnRfY29kZRgBIAEoCRIuCgpleHBpcmVzX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIoChJMaXN0U2VydmVyc1JlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCSJGChNMaXN0U2VydmVyc1Jlc3BvbnNlEi8KB3NlcnZlcnMYASADKAsyHi5jbHMuc2VydmVyX2lkZW50aXR5LnYxLlNlcnZlciIoChNSZXZva2VTZXJ2ZXJSZXF1ZXN0EhEKCXNlcnZlcl9pZBgBIAEoCSJGChRSZXZva2VTZXJ2ZXJSZXNwb25zZRIuCgZzZXJ2ZXIYASABKAsyHi5jbHMuc2VydmVyX2lkZW50aXR5LnYxLlNlcnZlciIVChNHZXRUb2tlbktleXNSZXF1ZXN0IikKFEdldFRva2VuS2V5c1Jlc3BvbnNlEhEKCWp3a3NfanNvbhgBIAEoCSpeCgtTZXJ2ZXJTdGF0ZRIcChhTRVJWRVJfU1RBVEVfVU5TUEVDSUZJRUQQABIXChNTRVJWRVJfU1RBVEVfQUNUSVZFEAESGAoUU0VSVkVSX1NUQVRFX1JFVk9LRUQQAjKiBAoVU2VydmVySWRlbnRpdHlTZXJ2aWNlElcKBkVucm9sbBIlLmNscy5zZXJ2ZXJfaWRlbnRpdHkudjEuRW5yb2xsUmVxdWVzdBomLmNscy5zZXJ2ZXJfaWRlbnRpdHkudjEuRW5yb2xsUmVzcG9uc2UScgoPQ3JlYXRlQ2hhbGxlbmdlEi4uY2xzLnNlcnZlcl9pZGVudGl0eS52MS5DcmVhdGVDaGFsbGVuZ2VSZXF1ZXN0Gi8uY2xzLnNlcnZlcl9pZGVudGl0eS52MS5DcmVhdGVDaGFsbGVuZ2VSZXNwb25zZRJpCgxBdXRoZW50aWNhdGUSKy5jbHMuc2VydmVyX2lkZW50aXR5LnYxLkF1dGhlbnRpY2F0ZVJlcXVlc3QaLC5jbHMuc2VydmVyX2lkZW50aXR5LnYxLkF1dGhlbnRpY2F0ZVJlc3BvbnNlEm8KDkV4Y2hhbmdlQXBpS2V5Ei0uY2xzLnNlcnZlcl9pZGVudGl0eS52MS5FeGNoYW5nZUFwaUtleVJlcXVlc3QaLi5jbHMuc2VydmVyX2lkZW50aXR5LnYxLkV4Y2hhbmdlQXBpS2V5UmVzcG9uc2USYAoJUm90YXRlS2V5EiguY2xzLnNlcnZlcl9pZGVudGl0eS52MS5Sb3RhdGVLZXlSZXF1ZXN0GikuY2xzLnNlcnZlcl9pZGVudGl0eS52MS5Sb3RhdGVLZXlSZXNwb25zZTKHAwoOQWNjb3VudFNlcnZpY2USeAoRTmV3RW5yb2xsbWVudENvZGUSMC5jbHMuc2VydmVyX2lkZW50aXR5LnYxLk5ld0Vucm9sbG1lbnRDb2RlUmVxdWVzdBoxLmNscy5zZXJ2ZXJfaWRlbnRpdHkudjEuTmV3RW5yb2xsbWVudENvZGVSZXNwb25zZRJ7ChJMaXN0QWNjb3VudFNlcnZlcnMSMS5jbHMuc2VydmVyX2lkZW50aXR5LnYxLkxpc3RBY2NvdW50U2VydmVyc1JlcXVlc3QaMi5jbHMuc2VydmVyX2lkZW50aXR5LnYxLkxpc3RBY2NvdW50U2VydmVyc1Jlc3BvbnNlEn4KE1Jldm9rZUFjY291bnRTZXJ2ZXISMi5jbHMuc2VydmVyX2lkZW50aXR5LnYxLlJldm9rZUFjY291bnRTZXJ2ZXJSZXF1ZXN0GjMuY2xzLnNlcnZlcl9pZGVudGl0eS52MS5SZXZva2VBY2NvdW50U2VydmVyUmVzcG9uc2UyswcKGlNlcnZlcklkZW50aXR5QWRtaW5TZXJ2aWNlEoEBChRDcmVhdGVFbnJvbGxtZW50Q29kZRIzLmNscy5zZXJ2ZXJfaWRlbnRpdHkudjEuQ3JlYXRlRW5yb2xsbWVudENvZGVSZXF1ZXN0GjQuY2xzLnNlcnZlcl9pZGVudGl0eS52MS5DcmVhdGVFbnJvbGxtZW50Q29kZVJlc3BvbnNlEmYKC0xpc3RTZXJ2ZXJzEiouY2xzLnNlcnZlcl9pZGVudGl0eS52MS5MaXN0U2VydmVyc1JlcXVlc3QaKy5jbHMuc2VydmVyX2lkZW50aXR5LnYxLkxpc3RTZXJ2ZXJzUmVzcG9uc2USaQoMUmV2b2tlU2VydmVyEisuY2xzLnNlcnZlcl9pZGVudGl0eS52MS5SZXZva2VTZXJ2ZXJSZXF1ZXN0GiwuY2xzLnNlcnZlcl9pZGVudGl0eS52MS5SZXZva2VTZXJ2ZXJSZXNwb25zZRJpCgxHZXRUb2tlbktleXMSKy5jbHMuc2VydmVyX2lkZW50aXR5LnYxLkdldFRva2VuS2V5c1JlcXVlc3QaLC5jbHMuc2VydmVyX2lkZW50aXR5LnYxLkdldFRva2VuS2V5c1Jlc3BvbnNlEmkKDENyZWF0ZUFwaUtleRIrLmNscy5zZXJ2ZXJfaWRlbnRpdHkudjEuQ3JlYXRlQXBpS2V5UmVxdWVzdBosLmNscy5zZXJ2ZXJfaWRlbnRpdHkudjEuQ3JlYXRlQXBpS2V5UmVzcG9uc2USZgoLTGlzdEFwaUtleXMSKi5jbHMuc2VydmVyX2lkZW50aXR5LnYxLkxpc3RBcGlLZXlzUmVxdWVzdBorLmNscy5zZXJ2ZXJfaWRlbnRpdHkudjEuTGlzdEFwaUtleXNSZXNwb25zZRJpCgxSZXZva2VBcGlLZXkSKy5jbHMuc2VydmVyX2lkZW50aXR5LnYxLlJldm9rZUFwaUtleVJlcXVlc3QaLC5jbHMuc2VydmVyX2lkZW50aXR5LnYxLlJldm9rZUFwaUtleVJlc3BvbnNlEpQBCglMaXN0QXVkaXQSQi5jbHMuc2VydmVyX2lkZW50aXR5LnYxLlNlcnZlcklkZW50aXR5QWRtaW5TZXJ2aWNlTGlzdEF1ZGl0UmVxdWVzdBpDLmNscy5zZXJ2ZXJfaWRlbnRpdHkudjEuU2VydmVySWRlbnRpdHlBZG1pblNlcnZpY2VMaXN0QXVkaXRSZXNwb25zZWIGcHJvdG8z", [file_cls_pool_v1_pool, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message cls.server_identity.v1.Server
@@ -62,6 +64,247 @@ export const ServerSchema: GenMessage<Server> = /*@__PURE__*/
   messageDesc(file_cls_server_identity_v1_server_identity, 0);
 
 /**
+ * @generated from message cls.server_identity.v1.ExchangeApiKeyRequest
+ */
+export type ExchangeApiKeyRequest = Message<"cls.server_identity.v1.ExchangeApiKeyRequest"> & {
+  /**
+   * @generated from field: string api_key = 1;
+   */
+  apiKey: string;
+};
+
+/**
+ * Describes the message cls.server_identity.v1.ExchangeApiKeyRequest.
+ * Use `create(ExchangeApiKeyRequestSchema)` to create a new message.
+ */
+export const ExchangeApiKeyRequestSchema: GenMessage<ExchangeApiKeyRequest> = /*@__PURE__*/
+  messageDesc(file_cls_server_identity_v1_server_identity, 1);
+
+/**
+ * @generated from message cls.server_identity.v1.ExchangeApiKeyResponse
+ */
+export type ExchangeApiKeyResponse = Message<"cls.server_identity.v1.ExchangeApiKeyResponse"> & {
+  /**
+   * @generated from field: string access_token = 1;
+   */
+  accessToken: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp expires_at = 2;
+   */
+  expiresAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: string account_id = 3;
+   */
+  accountId: string;
+};
+
+/**
+ * Describes the message cls.server_identity.v1.ExchangeApiKeyResponse.
+ * Use `create(ExchangeApiKeyResponseSchema)` to create a new message.
+ */
+export const ExchangeApiKeyResponseSchema: GenMessage<ExchangeApiKeyResponse> = /*@__PURE__*/
+  messageDesc(file_cls_server_identity_v1_server_identity, 2);
+
+/**
+ * @generated from message cls.server_identity.v1.RotateKeyRequest
+ */
+export type RotateKeyRequest = Message<"cls.server_identity.v1.RotateKeyRequest"> & {
+  /**
+   * Raw 32-byte Ed25519 public key that replaces the current one.
+   *
+   * @generated from field: bytes new_public_key = 1;
+   */
+  newPublicKey: Uint8Array;
+
+  /**
+   * A challenge from CreateChallenge, signed with the new private key.
+   *
+   * @generated from field: bytes challenge = 2;
+   */
+  challenge: Uint8Array;
+
+  /**
+   * @generated from field: bytes signature = 3;
+   */
+  signature: Uint8Array;
+};
+
+/**
+ * Describes the message cls.server_identity.v1.RotateKeyRequest.
+ * Use `create(RotateKeyRequestSchema)` to create a new message.
+ */
+export const RotateKeyRequestSchema: GenMessage<RotateKeyRequest> = /*@__PURE__*/
+  messageDesc(file_cls_server_identity_v1_server_identity, 3);
+
+/**
+ * @generated from message cls.server_identity.v1.RotateKeyResponse
+ */
+export type RotateKeyResponse = Message<"cls.server_identity.v1.RotateKeyResponse"> & {
+  /**
+   * @generated from field: cls.server_identity.v1.Server server = 1;
+   */
+  server?: Server | undefined;
+};
+
+/**
+ * Describes the message cls.server_identity.v1.RotateKeyResponse.
+ * Use `create(RotateKeyResponseSchema)` to create a new message.
+ */
+export const RotateKeyResponseSchema: GenMessage<RotateKeyResponse> = /*@__PURE__*/
+  messageDesc(file_cls_server_identity_v1_server_identity, 4);
+
+/**
+ * @generated from message cls.server_identity.v1.NewEnrollmentCodeRequest
+ */
+export type NewEnrollmentCodeRequest = Message<"cls.server_identity.v1.NewEnrollmentCodeRequest"> & {
+  /**
+   * @generated from field: string pool_id = 1;
+   */
+  poolId: string;
+
+  /**
+   * Defaults to 4 hours; at most 72.
+   *
+   * @generated from field: int32 ttl_hours = 2;
+   */
+  ttlHours: number;
+};
+
+/**
+ * Describes the message cls.server_identity.v1.NewEnrollmentCodeRequest.
+ * Use `create(NewEnrollmentCodeRequestSchema)` to create a new message.
+ */
+export const NewEnrollmentCodeRequestSchema: GenMessage<NewEnrollmentCodeRequest> = /*@__PURE__*/
+  messageDesc(file_cls_server_identity_v1_server_identity, 5);
+
+/**
+ * @generated from message cls.server_identity.v1.NewEnrollmentCodeResponse
+ */
+export type NewEnrollmentCodeResponse = Message<"cls.server_identity.v1.NewEnrollmentCodeResponse"> & {
+  /**
+   * @generated from field: string enrollment_code = 1;
+   */
+  enrollmentCode: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp expires_at = 2;
+   */
+  expiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message cls.server_identity.v1.NewEnrollmentCodeResponse.
+ * Use `create(NewEnrollmentCodeResponseSchema)` to create a new message.
+ */
+export const NewEnrollmentCodeResponseSchema: GenMessage<NewEnrollmentCodeResponse> = /*@__PURE__*/
+  messageDesc(file_cls_server_identity_v1_server_identity, 6);
+
+/**
+ * @generated from message cls.server_identity.v1.ListAccountServersRequest
+ */
+export type ListAccountServersRequest = Message<"cls.server_identity.v1.ListAccountServersRequest"> & {
+};
+
+/**
+ * Describes the message cls.server_identity.v1.ListAccountServersRequest.
+ * Use `create(ListAccountServersRequestSchema)` to create a new message.
+ */
+export const ListAccountServersRequestSchema: GenMessage<ListAccountServersRequest> = /*@__PURE__*/
+  messageDesc(file_cls_server_identity_v1_server_identity, 7);
+
+/**
+ * @generated from message cls.server_identity.v1.ListAccountServersResponse
+ */
+export type ListAccountServersResponse = Message<"cls.server_identity.v1.ListAccountServersResponse"> & {
+  /**
+   * @generated from field: repeated cls.server_identity.v1.Server servers = 1;
+   */
+  servers: Server[];
+};
+
+/**
+ * Describes the message cls.server_identity.v1.ListAccountServersResponse.
+ * Use `create(ListAccountServersResponseSchema)` to create a new message.
+ */
+export const ListAccountServersResponseSchema: GenMessage<ListAccountServersResponse> = /*@__PURE__*/
+  messageDesc(file_cls_server_identity_v1_server_identity, 8);
+
+/**
+ * @generated from message cls.server_identity.v1.RevokeAccountServerRequest
+ */
+export type RevokeAccountServerRequest = Message<"cls.server_identity.v1.RevokeAccountServerRequest"> & {
+  /**
+   * @generated from field: string server_id = 1;
+   */
+  serverId: string;
+};
+
+/**
+ * Describes the message cls.server_identity.v1.RevokeAccountServerRequest.
+ * Use `create(RevokeAccountServerRequestSchema)` to create a new message.
+ */
+export const RevokeAccountServerRequestSchema: GenMessage<RevokeAccountServerRequest> = /*@__PURE__*/
+  messageDesc(file_cls_server_identity_v1_server_identity, 9);
+
+/**
+ * @generated from message cls.server_identity.v1.RevokeAccountServerResponse
+ */
+export type RevokeAccountServerResponse = Message<"cls.server_identity.v1.RevokeAccountServerResponse"> & {
+  /**
+   * @generated from field: cls.server_identity.v1.Server server = 1;
+   */
+  server?: Server | undefined;
+};
+
+/**
+ * Describes the message cls.server_identity.v1.RevokeAccountServerResponse.
+ * Use `create(RevokeAccountServerResponseSchema)` to create a new message.
+ */
+export const RevokeAccountServerResponseSchema: GenMessage<RevokeAccountServerResponse> = /*@__PURE__*/
+  messageDesc(file_cls_server_identity_v1_server_identity, 10);
+
+/**
+ * A customer's credential for the public API. The secret is shown once, at creation.
+ *
+ * @generated from message cls.server_identity.v1.ApiKey
+ */
+export type ApiKey = Message<"cls.server_identity.v1.ApiKey"> & {
+  /**
+   * @generated from field: string key_id = 1;
+   */
+  keyId: string;
+
+  /**
+   * @generated from field: string account_id = 2;
+   */
+  accountId: string;
+
+  /**
+   * @generated from field: string name = 3;
+   */
+  name: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 4;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp revoked_at = 5;
+   */
+  revokedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message cls.server_identity.v1.ApiKey.
+ * Use `create(ApiKeySchema)` to create a new message.
+ */
+export const ApiKeySchema: GenMessage<ApiKey> = /*@__PURE__*/
+  messageDesc(file_cls_server_identity_v1_server_identity, 11);
+
+/**
  * @generated from message cls.server_identity.v1.EnrollRequest
  */
 export type EnrollRequest = Message<"cls.server_identity.v1.EnrollRequest"> & {
@@ -88,7 +331,7 @@ export type EnrollRequest = Message<"cls.server_identity.v1.EnrollRequest"> & {
  * Use `create(EnrollRequestSchema)` to create a new message.
  */
 export const EnrollRequestSchema: GenMessage<EnrollRequest> = /*@__PURE__*/
-  messageDesc(file_cls_server_identity_v1_server_identity, 1);
+  messageDesc(file_cls_server_identity_v1_server_identity, 12);
 
 /**
  * @generated from message cls.server_identity.v1.EnrollResponse
@@ -105,7 +348,7 @@ export type EnrollResponse = Message<"cls.server_identity.v1.EnrollResponse"> & 
  * Use `create(EnrollResponseSchema)` to create a new message.
  */
 export const EnrollResponseSchema: GenMessage<EnrollResponse> = /*@__PURE__*/
-  messageDesc(file_cls_server_identity_v1_server_identity, 2);
+  messageDesc(file_cls_server_identity_v1_server_identity, 13);
 
 /**
  * @generated from message cls.server_identity.v1.CreateChallengeRequest
@@ -122,7 +365,7 @@ export type CreateChallengeRequest = Message<"cls.server_identity.v1.CreateChall
  * Use `create(CreateChallengeRequestSchema)` to create a new message.
  */
 export const CreateChallengeRequestSchema: GenMessage<CreateChallengeRequest> = /*@__PURE__*/
-  messageDesc(file_cls_server_identity_v1_server_identity, 3);
+  messageDesc(file_cls_server_identity_v1_server_identity, 14);
 
 /**
  * @generated from message cls.server_identity.v1.CreateChallengeResponse
@@ -146,7 +389,7 @@ export type CreateChallengeResponse = Message<"cls.server_identity.v1.CreateChal
  * Use `create(CreateChallengeResponseSchema)` to create a new message.
  */
 export const CreateChallengeResponseSchema: GenMessage<CreateChallengeResponse> = /*@__PURE__*/
-  messageDesc(file_cls_server_identity_v1_server_identity, 4);
+  messageDesc(file_cls_server_identity_v1_server_identity, 15);
 
 /**
  * @generated from message cls.server_identity.v1.AuthenticateRequest
@@ -175,7 +418,7 @@ export type AuthenticateRequest = Message<"cls.server_identity.v1.AuthenticateRe
  * Use `create(AuthenticateRequestSchema)` to create a new message.
  */
 export const AuthenticateRequestSchema: GenMessage<AuthenticateRequest> = /*@__PURE__*/
-  messageDesc(file_cls_server_identity_v1_server_identity, 5);
+  messageDesc(file_cls_server_identity_v1_server_identity, 16);
 
 /**
  * @generated from message cls.server_identity.v1.AuthenticateResponse
@@ -199,7 +442,160 @@ export type AuthenticateResponse = Message<"cls.server_identity.v1.AuthenticateR
  * Use `create(AuthenticateResponseSchema)` to create a new message.
  */
 export const AuthenticateResponseSchema: GenMessage<AuthenticateResponse> = /*@__PURE__*/
-  messageDesc(file_cls_server_identity_v1_server_identity, 6);
+  messageDesc(file_cls_server_identity_v1_server_identity, 17);
+
+/**
+ * @generated from message cls.server_identity.v1.CreateApiKeyRequest
+ */
+export type CreateApiKeyRequest = Message<"cls.server_identity.v1.CreateApiKeyRequest"> & {
+  /**
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message cls.server_identity.v1.CreateApiKeyRequest.
+ * Use `create(CreateApiKeyRequestSchema)` to create a new message.
+ */
+export const CreateApiKeyRequestSchema: GenMessage<CreateApiKeyRequest> = /*@__PURE__*/
+  messageDesc(file_cls_server_identity_v1_server_identity, 18);
+
+/**
+ * @generated from message cls.server_identity.v1.CreateApiKeyResponse
+ */
+export type CreateApiKeyResponse = Message<"cls.server_identity.v1.CreateApiKeyResponse"> & {
+  /**
+   * @generated from field: cls.server_identity.v1.ApiKey api_key = 1;
+   */
+  apiKey?: ApiKey | undefined;
+
+  /**
+   * Shown once; only its hash is stored.
+   *
+   * @generated from field: string secret = 2;
+   */
+  secret: string;
+};
+
+/**
+ * Describes the message cls.server_identity.v1.CreateApiKeyResponse.
+ * Use `create(CreateApiKeyResponseSchema)` to create a new message.
+ */
+export const CreateApiKeyResponseSchema: GenMessage<CreateApiKeyResponse> = /*@__PURE__*/
+  messageDesc(file_cls_server_identity_v1_server_identity, 19);
+
+/**
+ * @generated from message cls.server_identity.v1.ListApiKeysRequest
+ */
+export type ListApiKeysRequest = Message<"cls.server_identity.v1.ListApiKeysRequest"> & {
+  /**
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
+};
+
+/**
+ * Describes the message cls.server_identity.v1.ListApiKeysRequest.
+ * Use `create(ListApiKeysRequestSchema)` to create a new message.
+ */
+export const ListApiKeysRequestSchema: GenMessage<ListApiKeysRequest> = /*@__PURE__*/
+  messageDesc(file_cls_server_identity_v1_server_identity, 20);
+
+/**
+ * @generated from message cls.server_identity.v1.ListApiKeysResponse
+ */
+export type ListApiKeysResponse = Message<"cls.server_identity.v1.ListApiKeysResponse"> & {
+  /**
+   * @generated from field: repeated cls.server_identity.v1.ApiKey api_keys = 1;
+   */
+  apiKeys: ApiKey[];
+};
+
+/**
+ * Describes the message cls.server_identity.v1.ListApiKeysResponse.
+ * Use `create(ListApiKeysResponseSchema)` to create a new message.
+ */
+export const ListApiKeysResponseSchema: GenMessage<ListApiKeysResponse> = /*@__PURE__*/
+  messageDesc(file_cls_server_identity_v1_server_identity, 21);
+
+/**
+ * @generated from message cls.server_identity.v1.RevokeApiKeyRequest
+ */
+export type RevokeApiKeyRequest = Message<"cls.server_identity.v1.RevokeApiKeyRequest"> & {
+  /**
+   * @generated from field: string key_id = 1;
+   */
+  keyId: string;
+};
+
+/**
+ * Describes the message cls.server_identity.v1.RevokeApiKeyRequest.
+ * Use `create(RevokeApiKeyRequestSchema)` to create a new message.
+ */
+export const RevokeApiKeyRequestSchema: GenMessage<RevokeApiKeyRequest> = /*@__PURE__*/
+  messageDesc(file_cls_server_identity_v1_server_identity, 22);
+
+/**
+ * @generated from message cls.server_identity.v1.RevokeApiKeyResponse
+ */
+export type RevokeApiKeyResponse = Message<"cls.server_identity.v1.RevokeApiKeyResponse"> & {
+  /**
+   * @generated from field: cls.server_identity.v1.ApiKey api_key = 1;
+   */
+  apiKey?: ApiKey | undefined;
+};
+
+/**
+ * Describes the message cls.server_identity.v1.RevokeApiKeyResponse.
+ * Use `create(RevokeApiKeyResponseSchema)` to create a new message.
+ */
+export const RevokeApiKeyResponseSchema: GenMessage<RevokeApiKeyResponse> = /*@__PURE__*/
+  messageDesc(file_cls_server_identity_v1_server_identity, 23);
+
+/**
+ * @generated from message cls.server_identity.v1.ServerIdentityAdminServiceListAuditRequest
+ */
+export type ServerIdentityAdminServiceListAuditRequest = Message<"cls.server_identity.v1.ServerIdentityAdminServiceListAuditRequest"> & {
+  /**
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
+
+  /**
+   * @generated from field: int32 limit = 2;
+   */
+  limit: number;
+};
+
+/**
+ * Describes the message cls.server_identity.v1.ServerIdentityAdminServiceListAuditRequest.
+ * Use `create(ServerIdentityAdminServiceListAuditRequestSchema)` to create a new message.
+ */
+export const ServerIdentityAdminServiceListAuditRequestSchema: GenMessage<ServerIdentityAdminServiceListAuditRequest> = /*@__PURE__*/
+  messageDesc(file_cls_server_identity_v1_server_identity, 24);
+
+/**
+ * @generated from message cls.server_identity.v1.ServerIdentityAdminServiceListAuditResponse
+ */
+export type ServerIdentityAdminServiceListAuditResponse = Message<"cls.server_identity.v1.ServerIdentityAdminServiceListAuditResponse"> & {
+  /**
+   * @generated from field: repeated cls.pool.v1.AuditEntry entries = 1;
+   */
+  entries: AuditEntry[];
+};
+
+/**
+ * Describes the message cls.server_identity.v1.ServerIdentityAdminServiceListAuditResponse.
+ * Use `create(ServerIdentityAdminServiceListAuditResponseSchema)` to create a new message.
+ */
+export const ServerIdentityAdminServiceListAuditResponseSchema: GenMessage<ServerIdentityAdminServiceListAuditResponse> = /*@__PURE__*/
+  messageDesc(file_cls_server_identity_v1_server_identity, 25);
 
 /**
  * @generated from message cls.server_identity.v1.CreateEnrollmentCodeRequest
@@ -228,7 +624,7 @@ export type CreateEnrollmentCodeRequest = Message<"cls.server_identity.v1.Create
  * Use `create(CreateEnrollmentCodeRequestSchema)` to create a new message.
  */
 export const CreateEnrollmentCodeRequestSchema: GenMessage<CreateEnrollmentCodeRequest> = /*@__PURE__*/
-  messageDesc(file_cls_server_identity_v1_server_identity, 7);
+  messageDesc(file_cls_server_identity_v1_server_identity, 26);
 
 /**
  * @generated from message cls.server_identity.v1.CreateEnrollmentCodeResponse
@@ -252,7 +648,7 @@ export type CreateEnrollmentCodeResponse = Message<"cls.server_identity.v1.Creat
  * Use `create(CreateEnrollmentCodeResponseSchema)` to create a new message.
  */
 export const CreateEnrollmentCodeResponseSchema: GenMessage<CreateEnrollmentCodeResponse> = /*@__PURE__*/
-  messageDesc(file_cls_server_identity_v1_server_identity, 8);
+  messageDesc(file_cls_server_identity_v1_server_identity, 27);
 
 /**
  * @generated from message cls.server_identity.v1.ListServersRequest
@@ -269,7 +665,7 @@ export type ListServersRequest = Message<"cls.server_identity.v1.ListServersRequ
  * Use `create(ListServersRequestSchema)` to create a new message.
  */
 export const ListServersRequestSchema: GenMessage<ListServersRequest> = /*@__PURE__*/
-  messageDesc(file_cls_server_identity_v1_server_identity, 9);
+  messageDesc(file_cls_server_identity_v1_server_identity, 28);
 
 /**
  * @generated from message cls.server_identity.v1.ListServersResponse
@@ -286,7 +682,7 @@ export type ListServersResponse = Message<"cls.server_identity.v1.ListServersRes
  * Use `create(ListServersResponseSchema)` to create a new message.
  */
 export const ListServersResponseSchema: GenMessage<ListServersResponse> = /*@__PURE__*/
-  messageDesc(file_cls_server_identity_v1_server_identity, 10);
+  messageDesc(file_cls_server_identity_v1_server_identity, 29);
 
 /**
  * @generated from message cls.server_identity.v1.RevokeServerRequest
@@ -303,7 +699,7 @@ export type RevokeServerRequest = Message<"cls.server_identity.v1.RevokeServerRe
  * Use `create(RevokeServerRequestSchema)` to create a new message.
  */
 export const RevokeServerRequestSchema: GenMessage<RevokeServerRequest> = /*@__PURE__*/
-  messageDesc(file_cls_server_identity_v1_server_identity, 11);
+  messageDesc(file_cls_server_identity_v1_server_identity, 30);
 
 /**
  * @generated from message cls.server_identity.v1.RevokeServerResponse
@@ -320,7 +716,7 @@ export type RevokeServerResponse = Message<"cls.server_identity.v1.RevokeServerR
  * Use `create(RevokeServerResponseSchema)` to create a new message.
  */
 export const RevokeServerResponseSchema: GenMessage<RevokeServerResponse> = /*@__PURE__*/
-  messageDesc(file_cls_server_identity_v1_server_identity, 12);
+  messageDesc(file_cls_server_identity_v1_server_identity, 31);
 
 /**
  * @generated from message cls.server_identity.v1.GetTokenKeysRequest
@@ -333,7 +729,7 @@ export type GetTokenKeysRequest = Message<"cls.server_identity.v1.GetTokenKeysRe
  * Use `create(GetTokenKeysRequestSchema)` to create a new message.
  */
 export const GetTokenKeysRequestSchema: GenMessage<GetTokenKeysRequest> = /*@__PURE__*/
-  messageDesc(file_cls_server_identity_v1_server_identity, 13);
+  messageDesc(file_cls_server_identity_v1_server_identity, 32);
 
 /**
  * @generated from message cls.server_identity.v1.GetTokenKeysResponse
@@ -350,7 +746,7 @@ export type GetTokenKeysResponse = Message<"cls.server_identity.v1.GetTokenKeysR
  * Use `create(GetTokenKeysResponseSchema)` to create a new message.
  */
 export const GetTokenKeysResponseSchema: GenMessage<GetTokenKeysResponse> = /*@__PURE__*/
-  messageDesc(file_cls_server_identity_v1_server_identity, 14);
+  messageDesc(file_cls_server_identity_v1_server_identity, 33);
 
 /**
  * @generated from enum cls.server_identity.v1.ServerState
@@ -414,8 +810,65 @@ export const ServerIdentityService: GenService<{
     input: typeof AuthenticateRequestSchema;
     output: typeof AuthenticateResponseSchema;
   },
+  /**
+   * Exchanges a customer's API key for a short-lived access token.
+   *
+   * @generated from rpc cls.server_identity.v1.ServerIdentityService.ExchangeApiKey
+   */
+  exchangeApiKey: {
+    methodKind: "unary";
+    input: typeof ExchangeApiKeyRequestSchema;
+    output: typeof ExchangeApiKeyResponseSchema;
+  },
+  /**
+   * Replaces the calling server's key; proven by signing a fresh challenge with the new key.
+   *
+   * @generated from rpc cls.server_identity.v1.ServerIdentityService.RotateKey
+   */
+  rotateKey: {
+    methodKind: "unary";
+    input: typeof RotateKeyRequestSchema;
+    output: typeof RotateKeyResponseSchema;
+  },
 }> = /*@__PURE__*/
   serviceDesc(file_cls_server_identity_v1_server_identity, 0);
+
+/**
+ * Public, for customers (API-key access tokens): their own account's servers (SPEC L14).
+ *
+ * @generated from service cls.server_identity.v1.AccountService
+ */
+export const AccountService: GenService<{
+  /**
+   * A one-time enrollment code for a new server of the caller's account (SPEC L11).
+   *
+   * @generated from rpc cls.server_identity.v1.AccountService.NewEnrollmentCode
+   */
+  newEnrollmentCode: {
+    methodKind: "unary";
+    input: typeof NewEnrollmentCodeRequestSchema;
+    output: typeof NewEnrollmentCodeResponseSchema;
+  },
+  /**
+   * @generated from rpc cls.server_identity.v1.AccountService.ListAccountServers
+   */
+  listAccountServers: {
+    methodKind: "unary";
+    input: typeof ListAccountServersRequestSchema;
+    output: typeof ListAccountServersResponseSchema;
+  },
+  /**
+   * Stops the server's calls at once and frees its licences.
+   *
+   * @generated from rpc cls.server_identity.v1.AccountService.RevokeAccountServer
+   */
+  revokeAccountServer: {
+    methodKind: "unary";
+    input: typeof RevokeAccountServerRequestSchema;
+    output: typeof RevokeAccountServerResponseSchema;
+  },
+}> = /*@__PURE__*/
+  serviceDesc(file_cls_server_identity_v1_server_identity, 1);
 
 /**
  * Internal: vendor staff and the other services.
@@ -457,6 +910,40 @@ export const ServerIdentityAdminService: GenService<{
     input: typeof GetTokenKeysRequestSchema;
     output: typeof GetTokenKeysResponseSchema;
   },
+  /**
+   * @generated from rpc cls.server_identity.v1.ServerIdentityAdminService.CreateApiKey
+   */
+  createApiKey: {
+    methodKind: "unary";
+    input: typeof CreateApiKeyRequestSchema;
+    output: typeof CreateApiKeyResponseSchema;
+  },
+  /**
+   * @generated from rpc cls.server_identity.v1.ServerIdentityAdminService.ListApiKeys
+   */
+  listApiKeys: {
+    methodKind: "unary";
+    input: typeof ListApiKeysRequestSchema;
+    output: typeof ListApiKeysResponseSchema;
+  },
+  /**
+   * @generated from rpc cls.server_identity.v1.ServerIdentityAdminService.RevokeApiKey
+   */
+  revokeApiKey: {
+    methodKind: "unary";
+    input: typeof RevokeApiKeyRequestSchema;
+    output: typeof RevokeApiKeyResponseSchema;
+  },
+  /**
+   * Enrollments, revocations, key rotations and API-key changes (SPEC L16).
+   *
+   * @generated from rpc cls.server_identity.v1.ServerIdentityAdminService.ListAudit
+   */
+  listAudit: {
+    methodKind: "unary";
+    input: typeof ServerIdentityAdminServiceListAuditRequestSchema;
+    output: typeof ServerIdentityAdminServiceListAuditResponseSchema;
+  },
 }> = /*@__PURE__*/
-  serviceDesc(file_cls_server_identity_v1_server_identity, 1);
+  serviceDesc(file_cls_server_identity_v1_server_identity, 2);
 

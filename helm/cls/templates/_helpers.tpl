@@ -1,0 +1,382 @@
+{{/*
+Names, labels and the table of CLS services. The table is the chart's one description of
+what each service is: its proto package (the Ingress path), its internal service (readiness
+probe) and the services it calls (its *_INTERNAL_URL variables and the NetworkPolicy rules
+that let it reach them).
+*/}}
+
+{{- define "cls.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "cls.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "cls.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The services, keyed by name. */}}
+{{- define "cls.serviceTable" -}}
+pool:
+  valuesKey: pool
+  package: cls.pool.v1
+  internalService: cls.pool.v1.PoolAdminService
+  callees: [allocation, notification]
+allocation:
+  valuesKey: allocation
+  package: cls.allocation.v1
+  internalService: cls.allocation.v1.AllocationAdminService
+  callees: [notification]
+server-identity:
+  valuesKey: serverIdentity
+  package: cls.server_identity.v1
+  internalService: cls.server_identity.v1.ServerIdentityAdminService
+  callees: [pool, allocation, notification]
+notification:
+  valuesKey: notification
+  package: cls.notification.v1
+  internalService: cls.notification.v1.NotificationAdminService
+  callees: []
+{{- end -}}
+
+{{- define "cls.services" -}}
+{{- include "cls.serviceTable" . | fromYaml | toJson -}}
+{{- end -}}
+
+{{/* Labels on every object. */}}
+{{- define "cls.labels" -}}
+helm.sh/chart: {{ include "cls.chart" . }}
+{{ include "cls.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: cls
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* Labels that select every pod of the release. */}}
+{{- define "cls.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "cls.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* Selector labels of one component. Context: dict "root" $ "component" name. */}}
+{{- define "cls.componentSelectorLabels" -}}
+{{ include "cls.selectorLabels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* All labels of one component. Context: dict "root" $ "component" name. */}}
+{{- define "cls.componentLabels" -}}
+{{ include "cls.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* Name of a service's objects, e.g. cls-allocation. Context: dict "root" $ "svc" name. */}}
+{{- define "cls.serviceName" -}}
+{{- printf "%s-%s" (include "cls.fullname" .root) .svc -}}
+{{- end -}}
+
+{{/* A service's block of values. Context: dict "root" $ "svc" name. */}}
+{{- define "cls.serviceValues" -}}
+{{- $table := include "cls.services" .root | fromJson -}}
+{{- index .root.Values (index $table .svc).valuesKey | toJson -}}
+{{- end -}}
+
+{{/* In-cluster URL of a service's internal gRPC port. Context: dict "root" $ "svc" name. */}}
+{{- define "cls.internalUrl" -}}
+{{- printf "http://%s.%s.svc:%v" (include "cls.serviceName" .) .root.Release.Namespace .root.Values.ports.internal -}}
+{{- end -}}
+
+{{- define "cls.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Secrets: the existing Secret's name when given, else the one the chart makes. */}}
+{{- define "cls.databaseSecretName" -}}
+{{- default (printf "%s-database" (include "cls.fullname" .)) .Values.database.existingSecret -}}
+{{- end -}}
+{{- define "cls.databaseSecretKey" -}}
+{{- if .Values.database.existingSecret }}{{ .Values.database.existingSecretKey }}{{ else }}database-url{{ end -}}
+{{- end -}}
+
+{{/* "true" when REDIS_URL is configured. */}}
+{{- define "cls.redisEnabled" -}}
+{{- if or .Values.redis.existingSecret .Values.redis.url }}true{{ end -}}
+{{- end -}}
+{{- define "cls.redisSecretName" -}}
+{{- default (printf "%s-redis" (include "cls.fullname" .)) .Values.redis.existingSecret -}}
+{{- end -}}
+{{- define "cls.redisSecretKey" -}}
+{{- if .Values.redis.existingSecret }}{{ .Values.redis.existingSecretKey }}{{ else }}redis-url{{ end -}}
+{{- end -}}
+
+{{- define "cls.tlsSecretName" -}}
+{{- default (printf "%s-tls" (include "cls.fullname" .)) .Values.tls.existingSecret -}}
+{{- end -}}
+
+{{- define "cls.leaseSecretName" -}}
+{{- default (printf "%s-lease-signing-key" (include "cls.fullname" .)) .Values.secrets.leaseSigningKey.existingSecret -}}
+{{- end -}}
+{{- define "cls.leaseSecretKey" -}}
+{{- if .Values.secrets.leaseSigningKey.existingSecret }}{{ .Values.secrets.leaseSigningKey.key }}{{ else }}lease-signing-key.pem{{ end -}}
+{{- end -}}
+
+{{- define "cls.tokenSecretName" -}}
+{{- default (printf "%s-token-signing-key" (include "cls.fullname" .)) .Values.secrets.tokenSigningKey.existingSecret -}}
+{{- end -}}
+{{- define "cls.tokenPrivateKeyKey" -}}
+{{- if .Values.secrets.tokenSigningKey.existingSecret }}{{ .Values.secrets.tokenSigningKey.privateKeyKey }}{{ else }}token-signing-key.pem{{ end -}}
+{{- end -}}
+{{- define "cls.tokenPublicKeysKey" -}}
+{{- if .Values.secrets.tokenSigningKey.existingSecret }}{{ .Values.secrets.tokenSigningKey.publicKeysKey }}{{ else }}token-verify-keys.pem{{ end -}}
+{{- end -}}
+{{/* "true" when the token key is generated here: the public key is then derived in the pod. */}}
+{{- define "cls.tokenKeyGenerated" -}}
+{{- if and (not .Values.secrets.tokenSigningKey.existingSecret) .Values.secrets.generateForDevelopment }}true{{ end -}}
+{{- end -}}
+
+{{/* Annotations that make chart-managed Secrets exist before the migration hooks run. */}}
+{{- define "cls.hookSecretAnnotations" -}}
+helm.sh/hook: pre-install,pre-upgrade
+helm.sh/hook-weight: "-10"
+helm.sh/hook-delete-policy: before-hook-creation
+{{- end -}}
+
+{{/* Where files are mounted in the containers. */}}
+{{- define "cls.paths" -}}
+tlsDir: /etc/cls/tls
+leaseDir: /etc/cls/lease-signing
+tokenSigningDir: /etc/cls/token-signing
+tokenVerifyDir: /etc/cls/token-verify
+{{- end -}}
+
+{{/* Environment of a service: exactly the variables its config.ts reads. Context: dict "root" $ "svc" name. */}}
+{{- define "cls.env" -}}
+{{- $root := .root -}}
+{{- $svc := .svc -}}
+{{- $v := include "cls.serviceValues" . | fromJson -}}
+{{- $table := include "cls.services" $root | fromJson -}}
+{{- $paths := include "cls.paths" $root | fromYaml -}}
+- name: DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "cls.databaseSecretName" $root }}
+      key: {{ include "cls.databaseSecretKey" $root }}
+- name: DATABASE_MAX_CONNECTIONS
+  value: {{ $v.databaseMaxConnections | toString | quote }}
+{{- if include "cls.redisEnabled" $root }}
+- name: REDIS_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "cls.redisSecretName" $root }}
+      key: {{ include "cls.redisSecretKey" $root }}
+{{- end }}
+- name: PUBLIC_PORT
+  value: {{ $root.Values.ports.public | toString | quote }}
+- name: INTERNAL_PORT
+  value: {{ $root.Values.ports.internal | toString | quote }}
+- name: TLS_CERT_FILE
+  value: {{ printf "%s/tls.crt" $paths.tlsDir | quote }}
+- name: TLS_KEY_FILE
+  value: {{ printf "%s/tls.key" $paths.tlsDir | quote }}
+{{- if eq $svc "server-identity" }}
+- name: TOKEN_SIGNING_KEY_FILE
+  value: {{ printf "%s/token-signing-key.pem" $paths.tokenSigningDir | quote }}
+- name: TOKEN_TTL_SECONDS
+  value: {{ $v.tokenTtlSeconds | toString | quote }}
+{{- else }}
+- name: TOKEN_VERIFY_KEYS_FILE
+  value: {{ printf "%s/token-verify-keys.pem" $paths.tokenVerifyDir | quote }}
+{{- end }}
+{{- if eq $svc "allocation" }}
+- name: LEASE_SIGNING_KEY_FILE
+  value: {{ printf "%s/lease-signing-key.pem" $paths.leaseDir | quote }}
+- name: RECLAIM_INTERVAL_SECONDS
+  value: {{ $v.reclaimIntervalSeconds | toString | quote }}
+{{- end }}
+{{- range $callee := (index $table $svc).callees }}
+- name: {{ printf "%s_INTERNAL_URL" ($callee | replace "-" "_" | upper) }}
+  value: {{ include "cls.internalUrl" (dict "root" $root "svc" $callee) | quote }}
+{{- end }}
+- name: LOG_LEVEL
+  value: {{ $root.Values.logLevel | quote }}
+{{- with $root.Values.otel.endpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ . | quote }}
+{{- end }}
+{{- with $root.Values.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- with $v.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* Volumes of a service's pods. Context: dict "root" $ "svc" name. */}}
+{{- define "cls.volumes" -}}
+{{- $root := .root -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: {{ $root.Values.tmpSizeLimit }}
+- name: tls
+  secret:
+    secretName: {{ include "cls.tlsSecretName" $root }}
+    defaultMode: 0440
+    items:
+      - key: tls.crt
+        path: tls.crt
+      - key: tls.key
+        path: tls.key
+{{- if eq .svc "allocation" }}
+- name: lease-signing-key
+  secret:
+    secretName: {{ include "cls.leaseSecretName" $root }}
+    defaultMode: 0440
+    items:
+      - key: {{ include "cls.leaseSecretKey" $root }}
+        path: lease-signing-key.pem
+{{- end }}
+{{- if or (eq .svc "server-identity") (include "cls.tokenKeyGenerated" $root) }}
+- name: token-signing-key
+  secret:
+    secretName: {{ include "cls.tokenSecretName" $root }}
+    defaultMode: 0440
+    items:
+      - key: {{ include "cls.tokenPrivateKeyKey" $root }}
+        path: token-signing-key.pem
+{{- end }}
+{{- if ne .svc "server-identity" }}
+{{- if include "cls.tokenKeyGenerated" $root }}
+- name: token-verify-keys
+  emptyDir:
+    medium: Memory
+    sizeLimit: 1Mi
+{{- else }}
+- name: token-verify-keys
+  secret:
+    secretName: {{ include "cls.tokenSecretName" $root }}
+    defaultMode: 0440
+    items:
+      - key: {{ include "cls.tokenPublicKeysKey" $root }}
+        path: token-verify-keys.pem
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Volume mounts of a service's container. Context: dict "root" $ "svc" name. */}}
+{{- define "cls.volumeMounts" -}}
+{{- $paths := include "cls.paths" .root | fromYaml -}}
+- name: tmp
+  mountPath: /tmp
+- name: tls
+  mountPath: {{ $paths.tlsDir }}
+  readOnly: true
+{{- if eq .svc "allocation" }}
+- name: lease-signing-key
+  mountPath: {{ $paths.leaseDir }}
+  readOnly: true
+{{- end }}
+{{- if eq .svc "server-identity" }}
+- name: token-signing-key
+  mountPath: {{ $paths.tokenSigningDir }}
+  readOnly: true
+{{- else }}
+- name: token-verify-keys
+  mountPath: {{ $paths.tokenVerifyDir }}
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{/*
+Init containers of a service's pods: only when the token key is generated for development,
+where the verifying services derive its public key from the private key into a memory volume.
+Context: dict "root" $ "svc" name.
+*/}}
+{{- define "cls.initContainers" -}}
+{{- $root := .root -}}
+{{- $paths := include "cls.paths" $root | fromYaml -}}
+{{- if and (include "cls.tokenKeyGenerated" $root) (ne .svc "server-identity") }}
+- name: derive-token-verify-key
+  image: {{ include "cls.image" $root | quote }}
+  imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+  command: ["node"]
+  args:
+    - "-e"
+    - >-
+      const { createPublicKey } = require("node:crypto");
+      const { readFileSync, writeFileSync } = require("node:fs");
+      const pem = createPublicKey(readFileSync(process.argv[1], "utf8")).export({ type: "spki", format: "pem" });
+      writeFileSync(process.argv[2], pem);
+    - {{ printf "%s/token-signing-key.pem" $paths.tokenSigningDir | quote }}
+    - {{ printf "%s/token-verify-keys.pem" $paths.tokenVerifyDir | quote }}
+  securityContext:
+    {{- toYaml $root.Values.containerSecurityContext | nindent 4 }}
+  resources:
+    requests:
+      cpu: 10m
+      memory: 32Mi
+    limits:
+      memory: 64Mi
+  volumeMounts:
+    - name: token-signing-key
+      mountPath: {{ $paths.tokenSigningDir }}
+      readOnly: true
+    - name: token-verify-keys
+      mountPath: {{ $paths.tokenVerifyDir }}
+{{- end }}
+{{- end -}}
+
+{{/*
+The CLS container of a service, running `node dist/<svc>.mjs <command>`.
+Context: dict "root" $ "svc" name "command" "serve"|"migrate".
+*/}}
+{{- define "cls.container" -}}
+{{- $root := .root -}}
+{{- $ctx := dict "root" $root "svc" .svc -}}
+- name: {{ .svc }}
+  image: {{ include "cls.image" $root | quote }}
+  imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+  command: ["node"]
+  args: [{{ printf "dist/%s.mjs" .svc | quote }}, {{ .command | quote }}]
+  env:
+    {{- include "cls.env" $ctx | nindent 4 }}
+  securityContext:
+    {{- toYaml $root.Values.containerSecurityContext | nindent 4 }}
+  volumeMounts:
+    {{- include "cls.volumeMounts" $ctx | nindent 4 }}
+{{- end -}}
+
+{{/* Pod-level settings shared by Deployments and Jobs. Context: dict "root" $ "serviceAccount" name. */}}
+{{- define "cls.podCommon" -}}
+{{- $root := .root -}}
+{{- if $root.Values.serviceAccount.create }}
+serviceAccountName: {{ .serviceAccount }}
+{{- end }}
+automountServiceAccountToken: {{ $root.Values.serviceAccount.automountToken }}
+securityContext:
+  {{- toYaml $root.Values.podSecurityContext | nindent 2 }}
+{{- with $root.Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- range . }}
+  - name: {{ . }}
+  {{- end }}
+{{- end }}
+{{- end -}}
