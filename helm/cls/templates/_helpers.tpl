@@ -380,3 +380,46 @@ imagePullSecrets:
   {{- end }}
 {{- end }}
 {{- end -}}
+
+{{/* Egress every CLS pod needs: DNS, Postgres, Redis, the collector, and extra rules. */}}
+{{- define "cls.commonEgress" -}}
+{{- $egress := .Values.networkPolicy.egress -}}
+- to:
+    - namespaceSelector:
+        {{- toYaml $egress.dns.namespaceSelector | nindent 8 }}
+      podSelector:
+        {{- toYaml $egress.dns.podSelector | nindent 8 }}
+  ports:
+    - port: 53
+      protocol: UDP
+    - port: 53
+      protocol: TCP
+- {{- with $egress.database.to }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  ports:
+    - port: {{ $egress.database.port }}
+      protocol: TCP
+{{- if include "cls.redisEnabled" . }}
+- {{- with $egress.redis.to }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  ports:
+    - port: {{ $egress.redis.port }}
+      protocol: TCP
+{{- end }}
+{{- if .Values.otel.endpoint }}
+- {{- with $egress.otel.to }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  ports:
+    - port: {{ $egress.otel.port }}
+      protocol: TCP
+{{- end }}
+{{- with $egress.extra }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}

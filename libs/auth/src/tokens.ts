@@ -69,7 +69,7 @@ export function createTokenVerifier(publicKeys: readonly KeyObject[], options: {
             if (!key) throw new UnauthenticatedError("access token signed by an unknown key");
             return key;
           },
-          { issuer: ISSUER, audience: AUDIENCE, algorithms: ["EdDSA"], currentDate: options.clock.now() },
+          { issuer: ISSUER, audience: AUDIENCE, algorithms: ["EdDSA"], currentDate: options.clock.now(), requiredClaims: ["exp", "sub"] },
         );
         if (typeof payload.sub !== "string" || typeof payload.acc !== "string") {
           throw new UnauthenticatedError("access token is missing its subject");

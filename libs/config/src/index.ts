@@ -13,7 +13,7 @@ export function readConfig<Shape extends z.ZodRawShape>(
   const source: Record<string, string | undefined> = {};
   for (const name of Object.keys(shape)) {
     const value = env[name];
-    source[name] = value === "" ? undefined : value;
+    source[name] = value === undefined || value.trim() === "" ? undefined : value;
   }
   const parsed = z.object(shape).safeParse(source);
   if (!parsed.success) {
@@ -26,7 +26,13 @@ export function readConfig<Shape extends z.ZodRawShape>(
 }
 
 /** A TCP port; 0 asks the system for a free one. */
-export const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
+export const port = (fallback: number) =>
+  z
+    .string()
+    .regex(/^\d{1,5}$/, "must be a port number")
+    .optional()
+    .transform((value) => (value === undefined ? fallback : Number(value)))
+    .pipe(z.number().int().min(0).max(65535));
 
 /** An optional URL such as postgres://… or redis://…. */
 export const optionalUrl = () => z.string().url().optional();

@@ -122,7 +122,7 @@ describe("Redis lock service", () => {
     await waitForExpiry(service, "k");
     const second = await service.acquire("k", { ttlMs: 50, waitMs: 0 });
     expect(second!.fence).toBe(first!.fence + 1);
-    expect(await service.redis.pttl(`${service.prefix}k:fence`)).toBe(-1);
+    expect(await service.redis.pttl(`${service.prefix}fence:k`)).toBe(-1);
     await second!.release();
   });
 

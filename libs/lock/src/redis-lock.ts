@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { once } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
 import type { HeldLock, LockService, ReleaseOutcome } from "./lock.js";
@@ -26,6 +27,8 @@ if current < tonumber(ARGV[1]) then
   redis.call('SET', KEYS[1], ARGV[1])
 end
 return 1`;
+
+const CONNECT_WAIT_MS = 500;
 
 type LockCommands = {
   clsAcquire(lockKey: string, fenceKey: string, token: string, ttlMs: number): Promise<number>;
@@ -57,11 +60,19 @@ export function createRedisLockService(options: RedisLockOptions): LockService &
   const commands = redis as unknown as LockCommands;
 
   const lockKey = (key: string) => `${prefix}${key}`;
-  const fenceKey = (key: string) => `${prefix}${key}:fence`;
+  // A namespace of its own, so no lock key can ever coincide with a fence counter.
+  const fenceKey = (key: string) => `${prefix}fence:${key}`;
+
+  /** Just after start-up the connection may still be opening: wait briefly rather than fail. */
+  async function connected(): Promise<void> {
+    if (redis.status === "ready") return;
+    await Promise.race([once(redis, "ready"), sleep(CONNECT_WAIT_MS)]);
+  }
 
   return {
     redis,
     async acquire(key, { ttlMs, waitMs }) {
+      await connected();
       const token = randomBytes(16).toString("base64url");
       const deadline = Date.now() + waitMs;
       let pauseMs = 1;
@@ -83,6 +94,7 @@ export function createRedisLockService(options: RedisLockOptions): LockService &
       }
     },
     async advanceFence(key, seen) {
+      await connected();
       await commands.clsAdvanceFence(fenceKey(key), seen);
     },
     async close() {

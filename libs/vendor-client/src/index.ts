@@ -48,11 +48,26 @@ export function createVendorClient<S extends DescService>(service: S, address: s
         const deadline = new Date(Date.now() + (options.deadlineMs ?? 10_000));
         const fn = (client as unknown as Record<string, Function>)[method.localName]!;
         fn.call(client, create(method.input, request), metadata, { deadline }, (error: grpc.ServiceError | null, response: unknown) =>
-          error ? reject(error) : resolve(response),
+          error ? reject(withReadableMessage(error)) : resolve(response),
         );
       });
   }
   return calls as VendorClient<S>;
+}
+
+/**
+ * CLS percent-encodes grpc-message as the gRPC spec allows; grpc-js decodes it only
+ * partially (decodeURI), leaving e.g. "%3A" for ":". Decode it fully for people to read.
+ */
+function withReadableMessage(error: grpc.ServiceError): grpc.ServiceError {
+  try {
+    const details = decodeURIComponent(error.details);
+    error.details = details;
+    error.message = `${error.code} ${grpc.status[error.code]}: ${details}`;
+  } catch {
+    // Not percent-encoded after all: keep it as it came.
+  }
+  return error;
 }
 
 export { status as GrpcStatus } from "@grpc/grpc-js";

@@ -41,7 +41,7 @@ export const DEFAULT_BRUTE_FORCE_LIMITS: Readonly<BruteForceLimits> = Object.fre
 
 /** One attempt that has reserved a failure in each of its limits. */
 export interface Attempt {
-  /** The attempt succeeded (or failed for a reason that is not the caller's): give the reservations back. */
+  /** The attempt succeeded (or failed for a reason that is not the caller's): give the reservations back. Never throws. */
   refund(): Promise<void>;
 }
 
@@ -95,8 +95,13 @@ class FailureCounter {
     }
   }
 
+  /** Never throws: a refund that does not happen only makes the limit a little stricter. */
   async refund(key: string): Promise<void> {
-    await this.limiter.reward(key, 1);
+    try {
+      await this.limiter.reward(key, 1);
+    } catch (error) {
+      this.logger.warn({ err: error, limit: this.name }, "could not refund a brute-force reservation");
+    }
   }
 }
 

@@ -1,20 +1,19 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type Client, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import type { ServiceImpl } from "@connectrpc/connect";
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
-import { recordAudit } from "@cls/audit";
-import type { TokenIssuer } from "@cls/auth";
-import { HOUR_MS, type Clock } from "@cls/clock";
-import { InvalidArgumentError, NotFoundError, UnavailableError } from "@cls/errors";
-import { recordEvents, type OutboxRelay } from "@cls/outbox";
-import type { AllocationAdminService, PoolAdminService, ServerIdentityAdminService } from "@cls/proto";
+import { listAudit, recordAudit } from "@cls/audit";
+import { revocationSubject, type RevocationList, type TokenIssuer } from "@cls/auth";
+import type { Clock } from "@cls/clock";
+import { NotFoundError, UnavailableError } from "@cls/errors";
+import type { ServerIdentityAdminService } from "@cls/proto";
 import { actorOf } from "@cls/server";
-import { requireId } from "@cls/validation";
-import type { ServerIdentityDatabase, ServerTable } from "./database.js";
-import { NEIGHBOUR_TIMEOUT_MS, isRetryableFailure } from "./dependency.js";
-import { hashEnrollmentCode, newEnrollmentCode } from "./enrollment-code.js";
-import { insertEnrollmentCode } from "./enrollment.repository.js";
-import { findServer, listAccountServers, markServerRevoked } from "./server.repository.js";
+import { pageSize, requireId, requireText } from "@cls/validation";
+import { newApiKey, hashApiKeySecret } from "./api-key.js";
+import { toApiKeyMessage } from "./api-key.mapping.js";
+import { findApiKey, insertApiKey, listAccountApiKeys, markApiKeyRevoked } from "./api-key.repository.js";
+import type { ApiKeyTable, ServerIdentityDatabase } from "./database.js";
+import { requireTtlHours, type ServerManagement } from "./server-management.js";
 import { toServerMessage } from "./server.mapping.js";
 import { tokenKeySetJson } from "./token-keys.js";
 
@@ -23,105 +22,95 @@ export interface ServerIdentityAdminDeps {
   clock: Clock;
   logger: Logger;
   tokenIssuer: TokenIssuer;
-  allocation: Client<typeof AllocationAdminService>;
-  pools: Client<typeof PoolAdminService>;
-  outbox: OutboxRelay;
+  revocations: RevocationList;
+  servers: ServerManagement;
 }
 
-const DEFAULT_CODE_TTL_HOURS = 4;
-const MAX_CODE_TTL_HOURS = 72;
-
-function requireTtlHours(value: number): number {
-  if (value === 0) return DEFAULT_CODE_TTL_HOURS;
-  if (!Number.isInteger(value) || value < 1 || value > MAX_CODE_TTL_HOURS) {
-    throw new InvalidArgumentError("ttl_hours", `must be from 1 to ${MAX_CODE_TTL_HOURS} hours (0 means ${DEFAULT_CODE_TTL_HOURS})`);
-  }
-  return value;
-}
-
-/** Internal: enrollment codes, the servers of an account, revocation and the token keys. */
+/** Internal: enrollment codes, the servers of an account, API keys, revocation, audit and the token keys. */
 export function createServerIdentityAdminService(deps: ServerIdentityAdminDeps): ServiceImpl<typeof ServerIdentityAdminService> {
   const { db, clock } = deps;
   let keySet: Promise<string> | undefined;
-
-  /** The pool, if it exists and belongs to the account; otherwise not_found either way. */
-  async function requireAccountPool(accountId: string, poolId: string): Promise<void> {
-    let owner: string | undefined;
-    try {
-      const { pool } = await deps.pools.getPool({ poolId }, { timeoutMs: NEIGHBOUR_TIMEOUT_MS });
-      owner = pool?.accountId;
-    } catch (error) {
-      if (error instanceof ConnectError && error.code === Code.NotFound) owner = undefined;
-      else if (isRetryableFailure(error)) throw new UnavailableError("the pool service is unavailable; retry shortly");
-      else throw error;
-    }
-    if (owner !== accountId) throw new NotFoundError(`pool ${poolId} of account ${accountId}`);
-  }
-
-  /** Stops the server's licences in allocation; idempotent, so a retried revocation is safe. */
-  async function applyRevocation(server: ServerTable): Promise<void> {
-    try {
-      await deps.allocation.applyServerRevocation({ serverId: server.server_id }, { timeoutMs: NEIGHBOUR_TIMEOUT_MS });
-    } catch (error) {
-      deps.logger.warn({ err: error, server_id: server.server_id }, "server revoked but allocation has not applied it yet");
-      throw new UnavailableError("the revocation is saved and the server can no longer authenticate, but its licences are not released yet; retry RevokeServer");
-    }
-  }
-
-  async function revoke(serverId: string, ctx: HandlerContext): Promise<ServerTable> {
-    const now = clock.now();
-    return db.transaction().execute(async (trx) => {
-      const server = await findServer(trx, serverId, { forUpdate: true });
-      if (!server) throw new NotFoundError(`server ${serverId}`);
-      if (server.state === "revoked") return server;
-      await markServerRevoked(trx, serverId, now);
-      const detail = { server_id: serverId, name: server.name };
-      await recordAudit(trx, { actor: actorOf(ctx), action: "server.revoked", accountId: server.account_id, subject: serverId, detail, occurredAt: now });
-      await recordEvents(trx, [{ accountId: server.account_id, type: "server.revoked", data: detail, occurredAt: now }]);
-      return { ...server, state: "revoked", revoked_at: now };
-    });
-  }
 
   return {
     async createEnrollmentCode(req, ctx) {
       const accountId = requireId("account_id", req.accountId, "acc");
       const poolId = requireId("pool_id", req.poolId, "pool");
       const ttlHours = requireTtlHours(req.ttlHours);
-      await requireAccountPool(accountId, poolId);
-      const code = newEnrollmentCode();
-      const codeHash = hashEnrollmentCode(code);
-      const now = clock.now();
-      const expiresAt = new Date(now.getTime() + ttlHours * HOUR_MS);
-      await db.transaction().execute(async (trx) => {
-        await insertEnrollmentCode(trx, { code_hash: codeHash, account_id: accountId, pool_id: poolId, created_at: now, expires_at: expiresAt, used_at: null, used_by_server_id: null });
-        await recordAudit(trx, {
-          actor: actorOf(ctx),
-          action: "enrollment_code.created",
-          accountId,
-          subject: codeHash,
-          detail: { pool_id: poolId, expires_at: expiresAt.toISOString() },
-          occurredAt: now,
-        });
-      });
-      return { enrollmentCode: code, expiresAt: timestampFromDate(expiresAt) };
+      const { enrollmentCode, expiresAt } = await deps.servers.createEnrollmentCode({ accountId, poolId, ttlHours, actor: actorOf(ctx) });
+      return { enrollmentCode, expiresAt: timestampFromDate(expiresAt) };
     },
 
     async listServers(req) {
       const accountId = requireId("account_id", req.accountId, "acc");
-      return { servers: (await listAccountServers(db, accountId)).map(toServerMessage) };
+      return { servers: (await deps.servers.listServers(accountId)).map(toServerMessage) };
     },
 
     async revokeServer(req, ctx) {
       const serverId = requireId("server_id", req.serverId, "srv");
-      const server = await revoke(serverId, ctx);
-      deps.outbox.kick();
-      await applyRevocation(server);
-      return { server: toServerMessage(server) };
+      return { server: toServerMessage(await deps.servers.revokeServer(serverId, actorOf(ctx))) };
     },
 
     async getTokenKeys() {
       keySet ??= tokenKeySetJson(deps.tokenIssuer);
       return { jwksJson: await keySet };
+    },
+
+    /**
+     * A new API key for a customer account (SPEC L14), shown once as `cls_<key_id>_<secret>`;
+     * only the secret's SHA-256 is kept.
+     *
+     * The account id is accepted when it is well formed: accounts belong to the pool service,
+     * which has no "get account" call, and `ListAccountPools` answers an empty list both for an
+     * unknown account and for a new account without pools yet. Staff create keys for accounts
+     * they have just created; a key for a mistyped account can do nothing (every call is
+     * scoped to that empty account) and can be revoked.
+     */
+    async createApiKey(req, ctx) {
+      const accountId = requireId("account_id", req.accountId, "acc");
+      const name = requireText("name", req.name);
+      const { keyId, secret, apiKey } = newApiKey();
+      const now = clock.now();
+      const row: ApiKeyTable = { key_id: keyId, account_id: accountId, name, secret_hash: hashApiKeySecret(secret), created_at: now, revoked_at: null };
+      await db.transaction().execute(async (trx) => {
+        await insertApiKey(trx, row);
+        await recordAudit(trx, { actor: actorOf(ctx), action: "api_key.created", accountId, subject: keyId, detail: { key_id: keyId, name }, occurredAt: now });
+      });
+      return { apiKey: toApiKeyMessage(row), secret: apiKey };
+    },
+
+    async listApiKeys(req) {
+      const accountId = requireId("account_id", req.accountId, "acc");
+      return { apiKeys: (await listAccountApiKeys(db, accountId)).map(toApiKeyMessage) };
+    },
+
+    /**
+     * Revokes a key: no new tokens from ExchangeApiKey, and tokens already issued stop on their
+     * next call on every replica (revocation list). Idempotent, so a retry re-publishes it.
+     */
+    async revokeApiKey(req, ctx) {
+      const keyId = requireId("key_id", req.keyId, "key");
+      const now = clock.now();
+      const key = await db.transaction().execute(async (trx) => {
+        const found = await findApiKey(trx, keyId, { forUpdate: true });
+        if (!found) throw new NotFoundError(`api key ${keyId}`);
+        if (found.revoked_at) return found;
+        await markApiKeyRevoked(trx, keyId, now);
+        await recordAudit(trx, { actor: actorOf(ctx), action: "api_key.revoked", accountId: found.account_id, subject: keyId, detail: { key_id: keyId, name: found.name }, occurredAt: now });
+        return { ...found, revoked_at: now };
+      });
+      try {
+        await deps.revocations.revoke(revocationSubject({ kind: "customer", apiKeyId: keyId, accountId: key.account_id }));
+      } catch (error) {
+        deps.logger.warn({ err: error, key_id: keyId }, "api key revoked but not yet on the revocation list");
+        throw new UnavailableError("the revocation is saved and the key gets no new tokens, but tokens already issued still work until they expire; retry RevokeApiKey");
+      }
+      return { apiKey: toApiKeyMessage(key) };
+    },
+
+    /** Enrollments, failed attempts, revocations, key rotations and API-key changes, newest first (SPEC L16). */
+    async listAudit(req) {
+      const accountId = req.accountId ? requireId("account_id", req.accountId, "acc") : undefined;
+      return { entries: await listAudit(db, { ...(accountId ? { accountId } : {}), limit: pageSize("limit", req.limit, 100, 1_000) }) };
     },
   };
 }

@@ -23,3 +23,8 @@ export async function listAccountServers(db: Db, accountId: string): Promise<Ser
 export async function markServerRevoked(db: Db, serverId: string, revokedAt: Date): Promise<void> {
   await db.updateTable("servers").set({ state: "revoked", revoked_at: revokedAt }).where("server_id", "=", serverId).execute();
 }
+
+/** Replaces a server's key (SPEC L11: key rotation). */
+export async function updateServerKey(db: Db, serverId: string, publicKey: Uint8Array, rotatedAt: Date): Promise<void> {
+  await db.updateTable("servers").set({ public_key: Buffer.from(publicKey), key_rotated_at: rotatedAt }).where("server_id", "=", serverId).execute();
+}
