@@ -239,7 +239,7 @@ tokenVerifyDir: /etc/cls/token-verify
 - name: tls
   secret:
     secretName: {{ include "cls.tlsSecretName" $root }}
-    defaultMode: 0440
+    defaultMode: 288 # 0440
     items:
       - key: tls.crt
         path: tls.crt
@@ -249,7 +249,7 @@ tokenVerifyDir: /etc/cls/token-verify
 - name: lease-signing-key
   secret:
     secretName: {{ include "cls.leaseSecretName" $root }}
-    defaultMode: 0440
+    defaultMode: 288 # 0440
     items:
       - key: {{ include "cls.leaseSecretKey" $root }}
         path: lease-signing-key.pem
@@ -258,7 +258,7 @@ tokenVerifyDir: /etc/cls/token-verify
 - name: token-signing-key
   secret:
     secretName: {{ include "cls.tokenSecretName" $root }}
-    defaultMode: 0440
+    defaultMode: 288 # 0440
     items:
       - key: {{ include "cls.tokenPrivateKeyKey" $root }}
         path: token-signing-key.pem
@@ -273,7 +273,7 @@ tokenVerifyDir: /etc/cls/token-verify
 - name: token-verify-keys
   secret:
     secretName: {{ include "cls.tokenSecretName" $root }}
-    defaultMode: 0440
+    defaultMode: 288 # 0440
     items:
       - key: {{ include "cls.tokenPublicKeysKey" $root }}
         path: token-verify-keys.pem

@@ -1,6 +1,5 @@
 import type { ServerCaller } from "@cls/auth";
 import { NotFoundError } from "@cls/errors";
-import { recordEvents } from "@cls/outbox";
 import type { SignedLease } from "@cls/proto";
 import type { AllocationContext } from "./context.js";
 import { findActiveAllocation, insertAllocationIfAbsent, nextLeaseSerials, renewLeases, type AllocationRow } from "./allocation.repository.js";
@@ -11,7 +10,6 @@ import { leaseTimes } from "./lease-times.js";
 import { signLease } from "./leases.js";
 import { LEGACY_LICENCE_TYPE, requireModel } from "./register-encoder.js";
 import { requireActiveServer } from "./server.repository.js";
-import { thresholdsCrossed } from "./usage-thresholds.js";
 
 export interface AcquiredLicence {
   allocation: AllocationRow;
@@ -64,55 +62,31 @@ export async function acquireLicence(
   const existing = await findActiveAllocation(db, server.server_id, encoder.encoder_id, request.cameraId);
   if (existing) return renewOne(ctx, existing, pool.expires_at);
 
-  try {
-    const grant = await ctx.allocator.take(
-      pool.pool_id,
-      model.licence_type,
-      now,
-      async (trx) => {
-        // Holds the server's binding steady until commit: a pool switch or a revocation that
-        // started first is waited for and then seen, so this grant cannot land in a pool the
-        // server has just left, or for a server that has just been revoked.
-        const binding = await trx.selectFrom("servers").select(["pool_id", "state"]).where("server_id", "=", server.server_id).forShare().executeTakeFirst();
-        if (binding?.state !== "active") throw new ServerRevokedError();
-        if (binding.pool_id !== pool.pool_id) throw new PoolChangedError();
-        const [serial] = await nextLeaseSerials(trx, 1);
-        const inserted = await insertAllocationIfAbsent(trx, {
-          account_id: server.account_id,
-          pool_id: pool.pool_id,
-          server_id: server.server_id,
-          encoder_id: encoder.encoder_id,
-          camera_id: request.cameraId,
-          licence_type: model.licence_type,
-          kind: "pool",
-          acquired_at: now,
-          lease_serial: serial!,
-          lease_expires_at: times.expiresAt,
-        });
-        if (inserted) return { count: 1, result: inserted };
-        // A concurrent request for the same camera won: this one takes nothing.
-        return { count: 0, result: (await findActiveAllocation(trx, server.server_id, encoder.encoder_id, request.cameraId))! };
-      },
-      async (trx, usage) => {
-        const crossed = thresholdsCrossed(usage);
-        await recordEvents(
-          trx,
-          crossed.map((percent) => ({
-            accountId: server.account_id,
-            type: "pool.usage_crossed",
-            data: { pool_id: pool.pool_id, licence_type: model.licence_type, threshold_percent: percent, total: usage.capacity, used: usage.usedAfter },
-            occurredAt: now,
-          })),
-        );
-      },
-    );
-    if (!grant.granted) return renewOne(ctx, grant.result, pool.expires_at);
-    if (thresholdsCrossed(grant.usage).length > 0) ctx.outbox.kick();
-    return { allocation: grant.result, lease: signLease(ctx.signer, grant.result, grant.result.lease_serial, times) };
-  } catch (error) {
-    if (error instanceof PoolChangedError && attempt === 0) return acquireLicence(ctx, caller, request, 1);
-    if (error instanceof PoolExhaustedError) await recordRefusal(ctx, server.account_id, server.server_id, encoder.encoder_id, request.cameraId, error);
-    throw error;
+  const outcome = await ctx.allocator.grant({
+    accountId: server.account_id,
+    serverId: server.server_id,
+    encoderId: encoder.encoder_id,
+    cameraId: request.cameraId,
+    poolId: pool.pool_id,
+    licenceType: model.licence_type,
+    now,
+    leaseExpiresAt: times.expiresAt,
+  });
+  switch (outcome.kind) {
+    case "granted":
+      return { allocation: outcome.allocation, lease: signLease(ctx.signer, outcome.allocation, outcome.allocation.lease_serial, times) };
+    case "existing":
+      return renewOne(ctx, outcome.allocation, pool.expires_at);
+    case "exhausted":
+      ctx.outbox.kick();
+      throw new PoolExhaustedError(pool.pool_id, model.licence_type, outcome.total, outcome.used);
+    case "expired":
+      throw new PoolExpiredError(pool.pool_id, outcome.expiresAt);
+    case "revoked":
+      throw new ServerRevokedError();
+    case "pool_changed":
+      if (attempt > 0) throw new Error("server's pool changed twice during one acquire");
+      return acquireLicence(ctx, caller, request, attempt + 1);
   }
 }
 
@@ -125,30 +99,3 @@ async function renewOne(ctx: AllocationContext, allocation: AllocationRow, poolE
   const renewed = { ...allocation, lease_serial: serial!, lease_expires_at: times.expiresAt };
   return { allocation: renewed, lease: signLease(ctx.signer, renewed, serial!, times) };
 }
-
-/** A refusal for lack of licences is itself an event the customer is told about (SPEC L15). */
-async function recordRefusal(
-  ctx: AllocationContext,
-  accountId: string,
-  serverId: string,
-  encoderId: string,
-  cameraId: string,
-  error: PoolExhaustedError,
-): Promise<void> {
-  try {
-    await recordEvents(ctx.db, [
-      {
-        accountId,
-        type: "acquisition.refused",
-        data: { pool_id: error.poolId, licence_type: error.licenceType, total: error.total, used: error.used, server_id: serverId, encoder_id: encoderId, camera_id: cameraId },
-        occurredAt: ctx.clock.now(),
-      },
-    ]);
-    ctx.outbox.kick();
-  } catch (recordError) {
-    ctx.logger.warn({ err: recordError }, "could not record the refusal event");
-  }
-}
-
-/** The server moved to another pool while this grant was being made: retry against the new one. */
-class PoolChangedError extends Error {}

@@ -146,3 +146,31 @@ export async function usedByPool(db: Db, poolIds: readonly string[]): Promise<{ 
   if (poolIds.length === 0) return [];
   return db.selectFrom("pool_usage").select(["pool_id", "licence_type", "used"]).where("pool_id", "in", poolIds).execute();
 }
+
+/** The active allocations of the given cameras, keyed `server\0encoder\0camera`. */
+export async function findActiveForCameras(
+  db: Db,
+  cameras: readonly { serverId: string; encoderId: string; cameraId: string }[],
+): Promise<Map<string, AllocationRow>> {
+  if (cameras.length === 0) return new Map();
+  const tuples = sql.join(cameras.map((c) => sql`(${c.serverId}, ${c.encoderId}, ${c.cameraId})`));
+  const { rows } = await sql<AllocationRow>`
+    select * from ${sql.id(ALLOCATION_SCHEMA, "allocations")}
+    where state = 'active' and (server_id, encoder_id, camera_id) in (${tuples})`.execute(db);
+  return new Map(rows.map((row) => [cameraKey(row.server_id, row.encoder_id, row.camera_id), row]));
+}
+
+export function cameraKey(serverId: string, encoderId: string, cameraId: string): string {
+  return `${serverId}\u0000${encoderId}\u0000${cameraId}`;
+}
+
+/** Inserts active allocations in one statement; a camera that already has one is skipped. */
+export async function insertAllocations(db: Db, rows: readonly NewAllocation[]): Promise<AllocationRow[]> {
+  if (rows.length === 0) return [];
+  return (await db
+    .insertInto("allocations")
+    .values(rows.map((row) => ({ ...row, allocation_id: newId("alloc"), state: "active" as const, ended_at: null, end_reason: null })))
+    .onConflict((oc) => oc.columns(["server_id", "encoder_id", "camera_id"]).where("state", "=", "active").doNothing())
+    .returningAll()
+    .execute()) as AllocationRow[];
+}

@@ -28,7 +28,7 @@ describe("the pool allocator with Redis (SPEC L7a)", () => {
     await t.registered(server, "enc-1");
     await server.api.acquireLicence({ encoderId: "enc-1", cameraId: "cam-1" });
     await server.api.acquireLicence({ encoderId: "enc-1", cameraId: "cam-2" });
-    const fenceKeys = await t.locks.redis.keys(`${t.lockPrefix}*:fence`);
+    const fenceKeys = await t.locks.redis.keys(`${t.lockPrefix}fence:*`);
     expect(fenceKeys.length).toBeGreaterThan(0);
     const fenceInPostgres = await t.db.selectFrom("pool_usage").select("fence").where("pool_id", "=", server.pool.poolId).executeTakeFirstOrThrow();
     expect(fenceInPostgres.fence).toBeGreaterThan(0);

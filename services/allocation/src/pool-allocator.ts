@@ -1,33 +1,89 @@
 import { sql, type Kysely, type Transaction } from "kysely";
 import type { Logger } from "pino";
-import type { LockService, HeldLock } from "@cls/lock";
+import type { HeldLock, LockService } from "@cls/lock";
+import { recordEvents, type OutboxEvent } from "@cls/outbox";
 import { ALLOCATION_SCHEMA, type AllocationDatabase } from "./database.js";
-import { PoolExhaustedError, PoolExpiredError } from "./errors.js";
+import { cameraKey, findActiveForCameras, insertAllocations, nextLeaseSerials, type AllocationRow } from "./allocation.repository.js";
+import { thresholdsCrossed } from "./usage-thresholds.js";
 
 const LOCK_TTL_MS = 2_000;
 const LOCK_WAIT_MS = 1_000;
 const MAX_FENCE_RETRIES = 3;
+/** Most acquires one transaction takes on; more wait for the next batch. */
+const MAX_BATCH = 256;
 
-/** What a grant made of the pool row, for usage-threshold notifications. */
-export interface GrantedUsage {
-  capacity: number;
-  usedBefore: number;
-  usedAfter: number;
+/** One camera asking for a licence of a pool. */
+export interface GrantRequest {
+  accountId: string;
+  serverId: string;
+  encoderId: string;
+  cameraId: string;
+  poolId: string;
+  licenceType: string;
+  now: Date;
+  leaseExpiresAt: Date;
 }
 
-export type Grant<T> = { granted: true; usage: GrantedUsage; result: T } | { granted: false; result: T };
+export type GrantOutcome =
+  | { kind: "granted"; allocation: AllocationRow }
+  /** The camera already held a licence (a retry, or the same camera twice): nothing taken. */
+  | { kind: "existing"; allocation: AllocationRow }
+  | { kind: "exhausted"; total: number; used: number }
+  | { kind: "expired"; expiresAt: Date }
+  /** The server moved to another pool meanwhile: ask again against its new pool. */
+  | { kind: "pool_changed" }
+  | { kind: "revoked" };
+
+interface Pending {
+  request: GrantRequest;
+  resolve(outcome: GrantOutcome): void;
+  reject(error: unknown): void;
+}
 
 /**
- * Takes licences from a pool without ever exceeding its count (SPEC L7a).
+ * Takes licences from pools without ever exceeding a count (SPEC L7a), coalescing the
+ * acquires for one pool and type that arrive together into one lock and one transaction.
  *
- * A per-pool Redis lock serialises work across replicas and hands out a fencing token.
- * The guarantee itself is the conditional UPDATE: it only adds when `used + n <= capacity`
- * and the pool is unexpired, so a lying lock, a lost fence counter or no Redis at all can
- * slow a grant down but never over-grant.
+ * The per-pool Redis lock serialises work across replicas and hands out a fencing token.
+ * The guarantee is Postgres's: the usage row is locked, the grant is sized to the room left,
+ * and the closing UPDATE only adds when `used + n <= capacity`. A lying lock, a lost fence
+ * counter or no Redis at all can slow grants down but never over-grant.
  */
 export function createPoolAllocator(deps: { db: Kysely<AllocationDatabase>; locks: LockService; logger: Logger }) {
   const { db, locks, logger } = deps;
-  const lockKey = (poolId: string, licenceType: string) => `pool:${poolId}:${licenceType}`;
+  const queues = new Map<string, { pending: Pending[]; running: boolean }>();
+
+  function grant(request: GrantRequest): Promise<GrantOutcome> {
+    const key = `pool:${request.poolId}:${request.licenceType}`;
+    let queue = queues.get(key);
+    if (!queue) {
+      queue = { pending: [], running: false };
+      queues.set(key, queue);
+    }
+    const promise = new Promise<GrantOutcome>((resolve, reject) => queue.pending.push({ request, resolve, reject }));
+    if (!queue.running) void drain(key, queue);
+    return promise;
+  }
+
+  /** Runs batches for one pool until nothing is waiting; requests arriving meanwhile join the next one. */
+  async function drain(key: string, queue: { pending: Pending[]; running: boolean }): Promise<void> {
+    queue.running = true;
+    try {
+      while (queue.pending.length > 0) {
+        const batch = queue.pending.splice(0, MAX_BATCH);
+        try {
+          const outcomes = await runBatch(key, batch.map((p) => p.request));
+          batch.forEach((p, i) => p.resolve(outcomes[i]!));
+        } catch (error) {
+          for (const p of batch) p.reject(error);
+        }
+      }
+    } finally {
+      queue.running = false;
+      if (queue.pending.length === 0) queues.delete(key);
+      else void drain(key, queue);
+    }
+  }
 
   async function tryLock(key: string): Promise<HeldLock | null> {
     try {
@@ -39,51 +95,19 @@ export function createPoolAllocator(deps: { db: Kysely<AllocationDatabase>; lock
     }
   }
 
-  /**
-   * In one transaction: runs `claim` (which inserts the allocation rows and returns how
-   * many licences they need), then adds them to the pool's `used` if they fit. When they
-   * do not fit, the transaction rolls back and PoolExhaustedError or PoolExpiredError is thrown.
-   * `claim` may return 0 (nothing new to take, e.g. an idempotent repeat): then it commits as is.
-   */
-  async function take<T>(
-    poolId: string,
-    licenceType: string,
-    now: Date,
-    claim: (trx: Transaction<AllocationDatabase>) => Promise<{ count: number; result: T }>,
-    /** Runs in the same transaction once the licences are taken, e.g. to record events. */
-    afterGrant: (trx: Transaction<AllocationDatabase>, usage: GrantedUsage, result: T) => Promise<void> = async () => {},
-  ): Promise<Grant<T>> {
-    const key = lockKey(poolId, licenceType);
+  async function runBatch(key: string, requests: GrantRequest[]): Promise<GrantOutcome[]> {
     for (let attempt = 0; ; attempt++) {
       const lock = await tryLock(key);
+      // After repeated stale fences, go on without one: the row lock alone is still exact.
+      const fence = attempt < MAX_FENCE_RETRIES ? (lock?.fence ?? null) : null;
       try {
-        const outcome = await db.transaction().execute(async (trx) => {
-          const claimed = await claim(trx);
-          if (claimed.count === 0) return { kind: "nothing" as const, result: claimed.result };
-          // After repeated stale fences, fall back to the fence-free update, which is still safe.
-          const fence = attempt < MAX_FENCE_RETRIES ? (lock?.fence ?? null) : null;
-          const { rows } = await sql<{ capacity: number; used: number }>`
-            update ${sql.id(ALLOCATION_SCHEMA, "pool_usage")}
-            set used = used + ${claimed.count}, fence = ${fence === null ? sql`fence` : sql`${fence}`}
-            where pool_id = ${poolId} and licence_type = ${licenceType}
-              and used + ${claimed.count} <= capacity
-              and expires_at > ${now}
-              and (${fence}::bigint is null or fence < ${fence}::bigint)
-            returning capacity, used`.execute(trx);
-          const row = rows[0];
-          if (row) {
-            const usage = { capacity: row.capacity, usedBefore: row.used - claimed.count, usedAfter: row.used };
-            await afterGrant(trx, usage, claimed.result);
-            return { kind: "granted" as const, result: claimed.result, usage };
-          }
-          await refuse(trx, poolId, licenceType, now, fence, key);
-          throw new StaleFenceError();
-        });
-        if (outcome.kind === "nothing") return { granted: false, result: outcome.result };
-        return { granted: true, usage: outcome.usage, result: outcome.result };
-      } catch (error) {
-        if (error instanceof StaleFenceError) continue;
-        throw error;
+        const result = await db.transaction().execute((trx) => grantInTransaction(trx, requests, fence));
+        if (result === "stale_fence") {
+          const seen = await db.selectFrom("pool_usage").select("fence").where("pool_id", "=", requests[0]!.poolId).where("licence_type", "=", requests[0]!.licenceType).executeTakeFirst();
+          if (seen) await locks.advanceFence(key, seen.fence).catch(() => {});
+          continue;
+        }
+        return result;
       } finally {
         if (lock) {
           const released = await lock.release().catch(() => "expired" as const);
@@ -93,35 +117,125 @@ export function createPoolAllocator(deps: { db: Kysely<AllocationDatabase>; lock
     }
   }
 
-  /** Works out why the conditional update matched nothing, and throws the matching error. */
-  async function refuse(
+  async function grantInTransaction(
     trx: Transaction<AllocationDatabase>,
-    poolId: string,
-    licenceType: string,
-    now: Date,
+    requests: GrantRequest[],
     fence: number | null,
-    key: string,
-  ): Promise<void> {
+  ): Promise<GrantOutcome[] | "stale_fence"> {
+    const { poolId, licenceType, now } = requests[0]!;
+    // Locks are taken servers first, then the pool row, as every other writer does.
+    // Hold each server's binding steady until commit: a pool switch or a revocation that
+    // started first is waited for and then seen, so no grant lands in a pool the server has
+    // just left, or for a server that has just been revoked.
+    const serverIds = [...new Set(requests.map((r) => r.serverId))];
+    const bindings = new Map(
+      (await trx.selectFrom("servers").select(["server_id", "pool_id", "state"]).where("server_id", "in", serverIds).orderBy("server_id").forShare().execute()).map((b) => [b.server_id, b]),
+    );
+
     const usage = await trx
       .selectFrom("pool_usage")
       .select(["capacity", "used", "fence", "expires_at"])
       .where("pool_id", "=", poolId)
       .where("licence_type", "=", licenceType)
+      .forUpdate()
       .executeTakeFirst();
-    if (!usage) throw new PoolExhaustedError(poolId, licenceType, 0, 0);
-    if (usage.expires_at <= now) throw new PoolExpiredError(poolId, usage.expires_at);
-    if (fence !== null && usage.fence >= fence) {
-      // The lock store forgot its counter (or this holder is stale): move it past what Postgres has seen.
-      await locks.advanceFence(key, usage.fence).catch(() => {});
-      return;
+    if (!usage) return requests.map(() => ({ kind: "exhausted", total: 0, used: 0 }));
+    if (fence !== null && usage.fence >= fence) return "stale_fence";
+    if (usage.expires_at <= now) return requests.map(() => ({ kind: "expired", expiresAt: usage.expires_at }));
+
+    const outcomes: (GrantOutcome | undefined)[] = new Array(requests.length);
+    const firstOfCamera = new Map<string, number>();
+    const wanting: number[] = [];
+    for (const [i, request] of requests.entries()) {
+      const binding = bindings.get(request.serverId);
+      if (binding?.state !== "active") outcomes[i] = { kind: "revoked" };
+      else if (binding.pool_id !== poolId) outcomes[i] = { kind: "pool_changed" };
+      else {
+        const camera = cameraKey(request.serverId, request.encoderId, request.cameraId);
+        if (!firstOfCamera.has(camera)) {
+          firstOfCamera.set(camera, i);
+          wanting.push(i);
+        }
+      }
     }
-    throw new PoolExhaustedError(poolId, licenceType, usage.capacity, usage.used);
+
+    const existing = await findActiveForCameras(trx, wanting.map((i) => requests[i]!));
+    const fresh: number[] = [];
+    for (const i of wanting) {
+      const request = requests[i]!;
+      const held = existing.get(cameraKey(request.serverId, request.encoderId, request.cameraId));
+      if (held) outcomes[i] = { kind: "existing", allocation: held };
+      else fresh.push(i);
+    }
+    const room = Math.max(0, usage.capacity - usage.used);
+    const toGrant = fresh.slice(0, room);
+    const serials = await nextLeaseSerials(trx, toGrant.length);
+    const granted = await insertAllocations(
+      trx,
+      toGrant.map((i, n) => {
+        const request = requests[i]!;
+        return {
+          account_id: request.accountId,
+          pool_id: poolId,
+          server_id: request.serverId,
+          encoder_id: request.encoderId,
+          camera_id: request.cameraId,
+          licence_type: licenceType,
+          kind: "pool" as const,
+          acquired_at: now,
+          lease_serial: serials[n]!,
+          lease_expires_at: request.leaseExpiresAt,
+        };
+      }),
+    );
+    // The pool row is locked and every camera of the batch was checked, so none can conflict.
+    if (granted.length !== toGrant.length) throw new Error("an allocation appeared for a camera while its pool row was locked");
+    const byCamera = new Map(granted.map((row) => [cameraKey(row.server_id, row.encoder_id, row.camera_id), row]));
+    for (const i of toGrant) {
+      const request = requests[i]!;
+      outcomes[i] = { kind: "granted", allocation: byCamera.get(cameraKey(request.serverId, request.encoderId, request.cameraId))! };
+    }
+    for (const i of fresh.slice(room)) outcomes[i] = { kind: "exhausted", total: usage.capacity, used: usage.used + granted.length };
+    // Later duplicates of a camera in the same batch get what its first request got.
+    for (const [i, request] of requests.entries()) {
+      if (outcomes[i]) continue;
+      const first = outcomes[firstOfCamera.get(cameraKey(request.serverId, request.encoderId, request.cameraId))!]!;
+      outcomes[i] = first.kind === "granted" ? { kind: "existing", allocation: first.allocation } : first;
+    }
+
+    const events: OutboxEvent[] = [];
+    if (granted.length > 0) {
+      const { rows } = await sql<{ used: number }>`
+        update ${sql.id(ALLOCATION_SCHEMA, "pool_usage")}
+        set used = used + ${granted.length}, fence = ${fence === null ? sql`fence` : sql`${fence}::bigint`}
+        where pool_id = ${poolId} and licence_type = ${licenceType} and used + ${granted.length} <= capacity
+        returning used`.execute(trx);
+      if (rows.length !== 1) throw new Error("pool usage changed under its row lock");
+      const crossed = thresholdsCrossed({ capacity: usage.capacity, usedBefore: usage.used, usedAfter: rows[0]!.used });
+      for (const percent of crossed) {
+        events.push({
+          accountId: requests[0]!.accountId,
+          type: "pool.usage_crossed",
+          data: { pool_id: poolId, licence_type: licenceType, threshold_percent: percent, total: usage.capacity, used: rows[0]!.used },
+          occurredAt: now,
+        });
+      }
+    }
+    for (const [i, outcome] of outcomes.entries()) {
+      if (outcome?.kind !== "exhausted") continue;
+      const request = requests[i]!;
+      events.push({
+        accountId: request.accountId,
+        type: "acquisition.refused",
+        data: { pool_id: poolId, licence_type: licenceType, total: outcome.total, used: outcome.used, server_id: request.serverId, encoder_id: request.encoderId, camera_id: request.cameraId },
+        occurredAt: now,
+      });
+    }
+    await recordEvents(trx, events);
+    return outcomes as GrantOutcome[];
   }
 
-  return { take };
+  return { grant };
 }
 
 export type PoolAllocator = ReturnType<typeof createPoolAllocator>;
-
-/** The fence in Postgres is newer than ours: retry with a fresh lock. */
-class StaleFenceError extends Error {}

@@ -1,4 +1,9 @@
-import type { GrantedUsage } from "./pool-allocator.js";
+/** A pool row's capacity and use before and after a grant. */
+export interface GrantedUsage {
+  capacity: number;
+  usedBefore: number;
+  usedAfter: number;
+}
 
 /** Share of a pool's count at which customers are told (SPEC L15). */
 export const USAGE_THRESHOLDS_PERCENT = [80, 100] as const;

@@ -36,6 +36,18 @@ await runStandaloneService({
       clock,
       logger,
       tokenIssuer: createTokenIssuer(signingKeyPem, { clock, ttlMs: config.TOKEN_TTL_SECONDS * 1000 }),
+      // The same list the public port's authentication interceptor checks: in Redis when
+      // REDIS_URL is set (every replica sees a revocation at once), else in this process.
+      revocations: infrastructure.revocations,
+      // Brute-force counters shared by all replicas; without Redis each process counts alone.
+      redis: infrastructure.redis,
+      bruteForceLimits: {
+        enrollmentPerCode: { failures: config.ENROLLMENT_FAILURES_PER_CODE, windowSeconds: 15 * 60 },
+        enrollmentGlobal: { failures: config.ENROLLMENT_FAILURES_PER_MINUTE, windowSeconds: 60 },
+        apiKeyPerKey: { failures: config.API_KEY_FAILURES_PER_KEY, windowSeconds: 15 * 60 },
+        apiKeyGlobal: { failures: config.API_KEY_FAILURES_PER_MINUTE, windowSeconds: 60 },
+        authenticatePerServer: { failures: config.AUTHENTICATE_FAILURES_PER_SERVER, windowSeconds: 5 * 60 },
+      },
       allocationAdmin: internalGrpcClient(AllocationAdminService, config.ALLOCATION_INTERNAL_URL, actor),
       poolAdmin: internalGrpcClient(PoolAdminService, config.POOL_INTERNAL_URL, actor),
       notificationAdmin: internalGrpcClient(NotificationAdminService, config.NOTIFICATION_INTERNAL_URL, actor),

@@ -1,11 +1,14 @@
 import { createPublicKey, generateKeyPairSync, sign, type KeyObject } from "node:crypto";
 import { Code, ConnectError, createClient, createRouterTransport, type Client, type Interceptor } from "@connectrpc/connect";
+import { randomBytes } from "node:crypto";
+import { Redis } from "ioredis";
 import { pino } from "pino";
-import { createTokenIssuer, createTokenVerifier, type TokenIssuer, type TokenVerifier } from "@cls/auth";
+import { createInProcessRevocationList, createTokenIssuer, createTokenVerifier, type RevocationList, type TokenIssuer, type TokenVerifier } from "@cls/auth";
 import { ManualClock } from "@cls/clock";
 import { forSchema, newId, type Kysely } from "@cls/db";
 import { generateEd25519PrivateKeyPem, rawPublicKey } from "@cls/lease";
 import {
+  AccountService,
   AllocationAdminService,
   NotificationAdminService,
   PoolAdminService,
@@ -17,6 +20,8 @@ import {
 } from "@cls/proto";
 import { authInterceptor, errorInterceptor, type ServiceBinding } from "@cls/server";
 import { createTestDatabase, type TestDatabase } from "../../../test/support/database.js";
+import { TEST_REDIS_URL } from "../../../test/support/env.js";
+import type { BruteForceLimits } from "./brute-force.js";
 import { SERVER_IDENTITY_SCHEMA, type ServerIdentityDatabase } from "./database.js";
 import { createServerIdentityModule, migrateServerIdentity } from "./module.js";
 
@@ -43,8 +48,14 @@ export interface TestContext {
   issuer: TokenIssuer;
   verifier: TokenVerifier;
   neighbours: Neighbours;
+  /** The revocation list the module publishes to and the public interceptor checks. */
+  revocations: RevocationList;
   identity: Client<typeof ServerIdentityService>;
+  /** The customers' AccountService; pass `bearer(token)` as call options. */
+  account: Client<typeof AccountService>;
   admin: Client<typeof ServerIdentityAdminService>;
+  /** The Redis client of the brute-force counters, when the context was made with `redis: true`. */
+  redis: Redis | undefined;
   /** A new account with one pool, known to the fake pool service. */
   newAccount(): { accountId: string; poolId: string };
   newCode(account: { accountId: string; poolId: string }, ttlHours?: number): Promise<string>;
@@ -52,12 +63,34 @@ export interface TestContext {
   enrollServer(): Promise<{ server: Server; keys: ServerKeys }>;
   /** CreateChallenge, sign, Authenticate. */
   signIn(serverId: string, keys: ServerKeys): Promise<{ accessToken: string }>;
+  /** CreateApiKey for the account (as staff), then ExchangeApiKey. */
+  customerSignIn(accountId: string): Promise<{ keyId: string; apiKey: string; accessToken: string }>;
   close(): Promise<void>;
 }
 
 export function newServerKeys(): ServerKeys {
   const { privateKey, publicKey } = generateKeyPairSync("ed25519");
   return { privateKey, publicKey: rawPublicKey(publicKey) };
+}
+
+export interface TestContextOptions {
+  /** Brute-force limits; every limit defaults to 1,000 failures a minute so that only tests about them hit them. */
+  limits?: Partial<BruteForceLimits>;
+  /** Keep the brute-force counters in the local Redis (random key prefix) instead of memory. */
+  redis?: boolean;
+}
+
+const GENEROUS: BruteForceLimits = {
+  enrollmentPerCode: { failures: 1_000, windowSeconds: 60 },
+  enrollmentGlobal: { failures: 1_000, windowSeconds: 60 },
+  apiKeyPerKey: { failures: 1_000, windowSeconds: 60 },
+  apiKeyGlobal: { failures: 1_000, windowSeconds: 60 },
+  authenticatePerServer: { failures: 1_000, windowSeconds: 60 },
+};
+
+/** Call options carrying an access token. */
+export function bearer(accessToken: string) {
+  return { headers: { authorization: `Bearer ${accessToken}` } };
 }
 
 function routed(bindings: readonly ServiceBinding[], interceptors: Interceptor[]) {
@@ -70,7 +103,7 @@ function routed(bindings: readonly ServiceBinding[], interceptors: Interceptor[]
 }
 
 /** A migrated database and the service module over fake neighbours, called through Connect. */
-export async function createTestContext(): Promise<TestContext> {
+export async function createTestContext(options: TestContextOptions = {}): Promise<TestContext> {
   const database = await createTestDatabase();
   await migrateServerIdentity(database.handle.root);
   const clock = new ManualClock(new Date("2030-01-01T00:00:00Z"));
@@ -120,9 +153,24 @@ export async function createTestContext(): Promise<TestContext> {
     ),
   );
 
-  const module = createServerIdentityModule({ root: database.handle.root, clock, logger, tokenIssuer: issuer, allocationAdmin, poolAdmin, notificationAdmin });
-  const interceptors = [errorInterceptor(logger), authInterceptor(verifier, new Set(module.anonymousMethods))];
+  const revocations = createInProcessRevocationList();
+  const redis = options.redis ? new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: 1 }) : undefined;
+  const module = createServerIdentityModule({
+    root: database.handle.root,
+    clock,
+    logger,
+    tokenIssuer: issuer,
+    revocations,
+    redis,
+    bruteForceLimits: { ...GENEROUS, ...options.limits },
+    bruteForceKeyPrefix: `cls-test:${randomBytes(6).toString("hex")}:`,
+    allocationAdmin,
+    poolAdmin,
+    notificationAdmin,
+  });
+  const interceptors = [errorInterceptor(logger), authInterceptor(verifier, new Set(module.anonymousMethods), revocations)];
   const identity = createClient(ServerIdentityService, routed(module.publicServices, interceptors));
+  const account = createClient(AccountService, routed(module.publicServices, interceptors));
   const admin = createClient(ServerIdentityAdminService, routed(module.internalServices, [errorInterceptor(logger)]));
 
   const context: TestContext = {
@@ -132,8 +180,11 @@ export async function createTestContext(): Promise<TestContext> {
     issuer,
     verifier,
     neighbours,
+    revocations,
     identity,
+    account,
     admin,
+    redis,
     newAccount() {
       const account = { accountId: newId("acc"), poolId: newId("pool") };
       neighbours.pools.set(account.poolId, account.accountId);
@@ -153,8 +204,14 @@ export async function createTestContext(): Promise<TestContext> {
       const { challenge } = await identity.createChallenge({ serverId });
       return identity.authenticate({ serverId, challenge, signature: sign(null, challenge, keys.privateKey) });
     },
+    async customerSignIn(accountId) {
+      const created = await admin.createApiKey({ accountId, name: "test key" }, { headers: { "x-cls-actor": "staff:test@example.com" } });
+      const { accessToken } = await identity.exchangeApiKey({ apiKey: created.secret });
+      return { keyId: created.apiKey!.keyId, apiKey: created.secret, accessToken };
+    },
     async close() {
       await module.stop();
+      await redis?.quit();
       await database.drop();
     },
   };
