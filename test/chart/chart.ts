@@ -160,3 +160,161 @@ export function undocumentedValues(): string[] {
   }
   return missing;
 }
+
+interface Container {
+  name: string;
+  command?: string[];
+  args?: string[];
+  env?: { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string }; configMapKeyRef?: { name: string; key: string } } }[];
+  ports?: { name?: string; containerPort: number }[];
+  volumeMounts?: { name: string; mountPath: string; subPath?: string; readOnly?: boolean }[];
+  securityContext?: Record<string, unknown> & { capabilities?: { drop?: string[] }; seccompProfile?: { type: string } };
+  readinessProbe?: { grpc?: { port: number; service?: string } };
+  livenessProbe?: { grpc?: { port: number; service?: string } };
+  startupProbe?: { grpc?: { port: number; service?: string } };
+}
+interface Volume {
+  name: string;
+  secret?: { secretName: string; items?: { key: string; path: string }[] };
+  emptyDir?: Record<string, unknown>;
+  configMap?: { name: string };
+}
+export interface PodSpec {
+  containers: Container[];
+  initContainers?: Container[];
+  volumes?: Volume[];
+  securityContext?: Record<string, unknown> & { seccompProfile?: { type: string } };
+  serviceAccountName?: string;
+}
+export type { Container as PodContainer, Volume as PodVolume };
+
+/** The pod template of a Deployment or Job. */
+export function podOf(object: K8sObject): { labels: Record<string, string>; spec: PodSpec } {
+  const template = (object.spec as { template: { metadata: { labels: Record<string, string> }; spec: PodSpec } }).template;
+  return { labels: template.metadata.labels, spec: template.spec };
+}
+
+function matches(selector: Record<string, string>, labels: Record<string, string>): boolean {
+  return Object.entries(selector).every(([key, value]) => labels[key] === value);
+}
+
+/** Secrets the pods use that the chart does not render: they must exist before install. */
+export function externalSecretNames(objects: readonly K8sObject[]): string[] {
+  const rendered = new Set(ofKind(objects, "Secret").map((secret) => secret.metadata.name));
+  const referenced = new Set<string>();
+  for (const workload of [...ofKind(objects, "Deployment"), ...ofKind(objects, "Job")]) {
+    const { spec } = podOf(workload);
+    for (const volume of spec.volumes ?? []) if (volume.secret) referenced.add(volume.secret.secretName);
+    for (const container of [...spec.containers, ...(spec.initContainers ?? [])]) {
+      for (const env of container.env ?? []) if (env.valueFrom?.secretKeyRef) referenced.add(env.valueFrom.secretKeyRef.name);
+    }
+  }
+  for (const ingress of ofKind<{ spec: { tls?: { secretName: string }[] } }>(objects, "Ingress")) {
+    for (const tls of ingress.spec.tls ?? []) referenced.add(tls.secretName);
+  }
+  return [...referenced].filter((name) => !rendered.has(name)).sort();
+}
+
+/**
+ * What must hold between the rendered objects: names and ports line up from the Ingress to the
+ * containers, every pod is locked down, probes hit the internal port, and each service has its
+ * ServiceAccount, PodDisruptionBudget and NetworkPolicy.
+ */
+export function consistencyProblems(objects: readonly K8sObject[]): string[] {
+  const problems: string[] = [];
+  const deployments = ofKind(objects, "Deployment");
+  const services = ofKind<{ spec: { selector: Record<string, string>; ports: { name: string; port: number; targetPort: string | number }[] } }>(objects, "Service");
+  const serviceAccounts = new Set(ofKind(objects, "ServiceAccount").map((sa) => sa.metadata.name));
+  const podsFor = (selector: Record<string, string>) => deployments.filter((deployment) => matches(selector, podOf(deployment).labels));
+  const portNames = (deployment: K8sObject) => new Set(podOf(deployment).spec.containers.flatMap((c) => (c.ports ?? []).map((p) => p.name)));
+
+  for (const service of services) {
+    const selected = podsFor(service.spec.selector);
+    if (selected.length !== 1) problems.push(`Service ${service.metadata.name} selects ${selected.length} Deployments, not 1`);
+    for (const port of service.spec.ports) {
+      for (const deployment of selected) {
+        if (typeof port.targetPort !== "string" || !portNames(deployment).has(port.targetPort)) {
+          problems.push(`Service ${service.metadata.name} port ${port.name} targets ${port.targetPort}, not a named port of ${deployment.metadata.name}`);
+        }
+      }
+    }
+  }
+
+  for (const ingress of ofKind<{ spec: { rules: { http: { paths: { path: string; backend: { service: { name: string; port: { name?: string } } } }[] } }[] } }>(objects, "Ingress")) {
+    for (const rule of ingress.spec.rules) {
+      for (const path of rule.http.paths) {
+        const service = services.find((s) => s.metadata.name === path.backend.service.name);
+        if (!service) problems.push(`Ingress path ${path.path} goes to a Service ${path.backend.service.name} that is not rendered`);
+        else if (!service.spec.ports.some((p) => p.name === path.backend.service.port.name)) {
+          problems.push(`Ingress path ${path.path} goes to port ${path.backend.service.port.name}, which Service ${service.metadata.name} lacks`);
+        } else if (path.backend.service.port.name !== "https") {
+          problems.push(`Ingress path ${path.path} must go to a public (https) port, not ${path.backend.service.port.name}`);
+        }
+      }
+    }
+  }
+
+  for (const policy of ofKind<{ spec: { podSelector: { matchLabels: Record<string, string> }; ingress?: { ports?: { port: string | number }[] }[] } }>(objects, "NetworkPolicy")) {
+    for (const deployment of podsFor(policy.spec.podSelector.matchLabels)) {
+      for (const rule of policy.spec.ingress ?? []) {
+        for (const port of rule.ports ?? []) {
+          if (typeof port.port === "string" && !portNames(deployment).has(port.port)) {
+            problems.push(`NetworkPolicy ${policy.metadata.name} allows port ${port.port}, which ${deployment.metadata.name} does not name`);
+          }
+        }
+      }
+    }
+  }
+
+  for (const workload of [...deployments, ...ofKind(objects, "Job")]) {
+    const name = `${workload.kind} ${workload.metadata.name}`;
+    const { spec } = podOf(workload);
+    if (spec.securityContext?.runAsNonRoot !== true) problems.push(`${name}: pod securityContext.runAsNonRoot is not true`);
+    if (spec.securityContext?.seccompProfile?.type !== "RuntimeDefault") problems.push(`${name}: pod seccompProfile is not RuntimeDefault`);
+    if (spec.serviceAccountName && !serviceAccounts.has(spec.serviceAccountName)) problems.push(`${name}: ServiceAccount ${spec.serviceAccountName} is not rendered`);
+    for (const container of [...spec.containers, ...(spec.initContainers ?? [])]) {
+      const sc = container.securityContext ?? {};
+      const where = `${name} container ${container.name}`;
+      if (sc.readOnlyRootFilesystem !== true) problems.push(`${where}: readOnlyRootFilesystem is not true`);
+      if (sc.allowPrivilegeEscalation !== false) problems.push(`${where}: allowPrivilegeEscalation is not false`);
+      if (sc.runAsNonRoot !== true) problems.push(`${where}: runAsNonRoot is not true`);
+      if (sc.runAsUser !== 10001) problems.push(`${where}: runAsUser is not 10001`);
+      if (!sc.capabilities?.drop?.includes("ALL")) problems.push(`${where}: capabilities do not drop ALL`);
+      if (sc.seccompProfile?.type !== "RuntimeDefault") problems.push(`${where}: seccompProfile is not RuntimeDefault`);
+    }
+    const main = spec.containers[0]!;
+    const tmp = main.volumeMounts?.find((mount) => mount.mountPath === "/tmp");
+    if (!tmp || !spec.volumes?.find((volume) => volume.name === tmp.name)?.emptyDir) problems.push(`${name}: no emptyDir at /tmp`);
+    if (workload.kind === "Job") {
+      const hook = workload.metadata.annotations?.["helm.sh/hook"];
+      if (hook !== "pre-install,pre-upgrade") problems.push(`${name}: not a pre-install,pre-upgrade hook (${hook})`);
+      continue;
+    }
+    const internalPort = Number(main.env?.find((env) => env.name === "INTERNAL_PORT")?.value);
+    const grpcPort = main.ports?.find((port) => port.name === "grpc")?.containerPort;
+    if (grpcPort !== internalPort) problems.push(`${name}: port grpc (${grpcPort}) is not INTERNAL_PORT (${internalPort})`);
+    const publicPort = Number(main.env?.find((env) => env.name === "PUBLIC_PORT")?.value);
+    if (main.ports?.find((port) => port.name === "https")?.containerPort !== publicPort) problems.push(`${name}: port https is not PUBLIC_PORT`);
+    const metricsPort = main.ports?.find((port) => port.name === "metrics")?.containerPort ?? 0;
+    const metricsEnv = Number(main.env?.find((env) => env.name === "METRICS_PORT")?.value);
+    if (metricsEnv !== metricsPort) problems.push(`${name}: METRICS_PORT (${metricsEnv}) is not the declared metrics port (${metricsPort || "none"})`);
+    for (const probe of ["startupProbe", "livenessProbe", "readinessProbe"] as const) {
+      const grpc = main[probe]?.grpc;
+      if (!grpc) problems.push(`${name}: ${probe} is not a gRPC probe`);
+      else if (grpc.port !== internalPort) problems.push(`${name}: ${probe} checks port ${grpc.port}, not the internal port ${internalPort}`);
+    }
+    if (main.livenessProbe?.grpc?.service !== "") problems.push(`${name}: liveness must check the empty service name (no dependencies)`);
+    if (!main.readinessProbe?.grpc?.service) problems.push(`${name}: readiness must name a service (dependencies included)`);
+    const selects = (kind: string) =>
+      ofKind<{ spec: { selector?: { matchLabels: Record<string, string> }; podSelector?: { matchLabels: Record<string, string> } } }>(objects, kind).some((object) => {
+        const selector = object.spec.selector?.matchLabels ?? object.spec.podSelector?.matchLabels ?? {};
+        return Object.keys(selector).length > 0 && matches(selector, podOf(workload).labels) && "app.kubernetes.io/component" in selector;
+      });
+    if (!selects("PodDisruptionBudget") && ofKind(objects, "PodDisruptionBudget").length > 0) problems.push(`${name}: no PodDisruptionBudget`);
+    if (!selects("NetworkPolicy") && ofKind(objects, "NetworkPolicy").length > 0) problems.push(`${name}: no NetworkPolicy of its own`);
+    if (!main.command || main.command[0] !== "node" || !/^dist\/[a-z-]+\.mjs$/.test(main.args?.[0] ?? "") || main.args?.[1] !== "serve") {
+      problems.push(`${name}: command is not node dist/<service>.mjs serve`);
+    }
+  }
+  return problems;
+}

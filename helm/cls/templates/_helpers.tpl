@@ -168,7 +168,10 @@ tokenSigningDir: /etc/cls/token-signing
 tokenVerifyDir: /etc/cls/token-verify
 {{- end -}}
 
-{{/* Environment of a service: exactly the variables its config.ts reads. Context: dict "root" $ "svc" name. */}}
+{{/*
+Environment of a service: exactly the variables its config.ts reads.
+Context: dict "root" $ "svc" name "command" "serve"|"migrate" (migrations serve no metrics).
+*/}}
 {{- define "cls.env" -}}
 {{- $root := .root -}}
 {{- $svc := .svc -}}
@@ -218,6 +221,8 @@ tokenVerifyDir: /etc/cls/token-verify
 {{- end }}
 - name: LOG_LEVEL
   value: {{ $root.Values.logLevel | quote }}
+- name: METRICS_PORT
+  value: {{ ternary $root.Values.metrics.port 0 (and $root.Values.metrics.enabled (eq .command "serve")) | toString | quote }}
 {{- with $root.Values.otel.endpoint }}
 - name: OTEL_EXPORTER_OTLP_ENDPOINT
   value: {{ . | quote }}
@@ -357,7 +362,7 @@ Context: dict "root" $ "svc" name "command" "serve"|"migrate".
   command: ["node"]
   args: [{{ printf "dist/%s.mjs" .svc | quote }}, {{ .command | quote }}]
   env:
-    {{- include "cls.env" $ctx | nindent 4 }}
+    {{- include "cls.env" (dict "root" $root "svc" .svc "command" .command) | nindent 4 }}
   securityContext:
     {{- toYaml $root.Values.containerSecurityContext | nindent 4 }}
   volumeMounts:

@@ -59,6 +59,8 @@ export const serviceBaseShape = {
   /** PEM public key(s) that verify access tokens (several during a rotation). */
   TOKEN_VERIFY_KEYS_FILE: z.string().optional(),
   LOG_LEVEL: logLevel(),
+  /** Port of the Prometheus scrape endpoint (/metrics); 0 turns it off. */
+  METRICS_PORT: port(9464),
   /** OTLP/HTTP collector base URL, e.g. http://otel-collector:4318; traces are off when unset. */
   OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().optional(),
 } as const;

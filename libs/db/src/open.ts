@@ -3,6 +3,7 @@ import { Kysely, PostgresDialect, WithSchemaPlugin } from "kysely";
 import pg from "pg";
 import { PGlite } from "@electric-sql/pglite";
 import { PGliteDialect } from "kysely-pglite-dialect";
+import { recordQuerySpan } from "./query-spans.js";
 
 const INT8_OID = 20;
 
@@ -36,7 +37,7 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     });
     // An idle client losing its connection (Postgres restarting) must not crash the process.
     pool.on("error", () => {});
-    const root = new Kysely<any>({ dialect: new PostgresDialect({ pool }) });
+    const root = new Kysely<any>({ dialect: new PostgresDialect({ pool }), log: recordQuerySpan });
     return { root, kind: "postgres", close: () => root.destroy() };
   }
   if (options.embeddedDir) mkdirSync(options.embeddedDir, { recursive: true });
@@ -44,7 +45,7 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     parsers: { [INT8_OID]: (value: string) => Number(value) },
   });
   await pglite.waitReady;
-  const root = new Kysely<any>({ dialect: new PGliteDialect(pglite) });
+  const root = new Kysely<any>({ dialect: new PGliteDialect(pglite), log: recordQuerySpan });
   return {
     root,
     kind: "pglite",

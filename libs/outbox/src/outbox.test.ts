@@ -6,7 +6,7 @@ import { forSchema, type Kysely } from "@cls/db";
 import { createTestDatabase, type TestDatabase } from "../../../test/support/database.js";
 import { recordEvents, type OutboxEvent } from "./record.js";
 import { startOutboxRelay, type OutboxRelay, type OutboxRelayOptions, type StoredEvent } from "./relay.js";
-import { createOutboxTable, type OutboxTable } from "./table.js";
+import { addOutboxTraceContext, createOutboxTable, type OutboxTable } from "./table.js";
 
 const logger = pino({ level: "silent" });
 const clock = new ManualClock(new Date("2026-06-01T08:00:00Z"));
@@ -29,6 +29,7 @@ beforeEach(async () => {
   await database.handle.root.schema.createSchema(schema).execute();
   db = forSchema(database.handle.root, schema);
   await createOutboxTable(db);
+  await addOutboxTraceContext(db);
 });
 
 function relay(deliver: OutboxRelayOptions["deliver"], options: Partial<OutboxRelayOptions> = {}): OutboxRelay {

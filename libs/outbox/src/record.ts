@@ -1,3 +1,4 @@
+import { context, propagation } from "@opentelemetry/api";
 import type { Kysely } from "kysely";
 import { newId } from "@cls/db";
 import type { OutboxTable } from "./table.js";
@@ -16,6 +17,8 @@ export interface OutboxEvent {
  */
 export async function recordEvents(trx: Kysely<any>, events: readonly OutboxEvent[]): Promise<string[]> {
   if (events.length === 0) return [];
+  const carrier: Record<string, string> = {};
+  propagation.inject(context.active(), carrier);
   const rows = events.map((event) => ({
     event_id: newId("evt"),
     account_id: event.accountId,
@@ -25,6 +28,7 @@ export async function recordEvents(trx: Kysely<any>, events: readonly OutboxEven
     delivered_at: null,
     claimed_until: null,
     attempts: 0,
+    trace_context: carrier.traceparent ?? null,
   }));
   await (trx as Kysely<{ outbox: OutboxTable }>).insertInto("outbox").values(rows).execute();
   return rows.map((row) => row.event_id);

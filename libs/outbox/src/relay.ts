@@ -1,4 +1,6 @@
+import { context, propagation, ROOT_CONTEXT } from "@opentelemetry/api";
 import type { Kysely } from "kysely";
+import { inSpan } from "@cls/telemetry";
 import type { Logger } from "pino";
 import type { Clock } from "@cls/clock";
 import type { OutboxTable } from "./table.js";
@@ -71,15 +73,23 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     if (claimed.length === 0) return 0;
     const ids = claimed.map((row) => row.event_id);
     try {
-      await options.deliver(
-        claimed.map((row) => ({
-          eventId: row.event_id,
-          accountId: row.account_id,
-          type: row.type,
-          data: (typeof row.data === "string" ? JSON.parse(row.data) : row.data) as Record<string, unknown>,
-          occurredAt: row.occurred_at,
-        })),
-      );
+      // Each cause's events are delivered inside its trace, so one trace shows a call end to end.
+      for (const [traceparent, rows] of groupByTrace(claimed)) {
+        const parent = traceparent ? propagation.extract(ROOT_CONTEXT, { traceparent }) : ROOT_CONTEXT;
+        await context.with(parent, () =>
+          inSpan("outbox.relay", { "cls.outbox.events": rows.length }, () =>
+            options.deliver(
+              rows.map((row) => ({
+                eventId: row.event_id,
+                accountId: row.account_id,
+                type: row.type,
+                data: (typeof row.data === "string" ? JSON.parse(row.data) : row.data) as Record<string, unknown>,
+                occurredAt: row.occurred_at,
+              })),
+            ),
+          ),
+        );
+      }
     } catch (error) {
       await db
         .updateTable("outbox")
@@ -137,4 +147,14 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       await running?.catch(() => {});
     },
   };
+}
+
+function groupByTrace<T extends { trace_context: string | null }>(rows: readonly T[]): Map<string | null, T[]> {
+  const groups = new Map<string | null, T[]>();
+  for (const row of rows) {
+    const group = groups.get(row.trace_context);
+    if (group) group.push(row);
+    else groups.set(row.trace_context, [row]);
+  }
+  return groups;
 }

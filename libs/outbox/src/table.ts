@@ -11,6 +11,8 @@ export interface OutboxTable {
   /** A relay is delivering this row until then; after it, another relay may take it over. */
   claimed_until: Date | null;
   attempts: number;
+  /** W3C traceparent of the call that caused the event, so its delivery joins that trace. */
+  trace_context: string | null;
 }
 
 /** Creates the outbox table; called from a producing service's migration. */
@@ -32,4 +34,9 @@ export async function createOutboxTable(db: Kysely<any>): Promise<void> {
     .column("occurred_at")
     .where(sql.ref("delivered_at"), "is", null)
     .execute();
+}
+
+/** Adds the trace context column to an outbox made before it existed. */
+export async function addOutboxTraceContext(db: Kysely<any>): Promise<void> {
+  await db.schema.alterTable("outbox").addColumn("trace_context", "text").execute();
 }

@@ -1,7 +1,7 @@
 import type { DescService } from "@bufbuild/protobuf";
 import { createClient, createRouterTransport, type Client, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import type { ServiceBinding } from "@cls/server";
+import { telemetryInterceptor, tracingClientInterceptor, type ServiceBinding } from "@cls/server";
 
 /**
  * A client for another service's internal gRPC port. `actor` names this service in the
@@ -12,7 +12,7 @@ export function internalGrpcClient<S extends DescService>(service: S, baseUrl: s
     req.header.set("x-cls-actor", actor);
     return next(req);
   };
-  return createClient(service, createGrpcTransport({ baseUrl, interceptors: [identify], defaultTimeoutMs: 10_000 }));
+  return createClient(service, createGrpcTransport({ baseUrl, interceptors: [tracingClientInterceptor(), identify], defaultTimeoutMs: 10_000 }));
 }
 
 /** A client that calls another service's implementation in the same process, without a network hop. */
@@ -21,7 +21,8 @@ export function inProcessClient<S extends DescService>(service: S, binding: Serv
     throw new Error(`binding is ${binding.service.typeName}, not ${service.typeName}`);
   }
   const transport = createRouterTransport((router) => router.service(binding.service, binding.impl), {
-    router: { interceptors },
+    transport: { interceptors: [tracingClientInterceptor()] },
+    router: { interceptors: [telemetryInterceptor(), ...interceptors] },
   });
   return createClient(service, transport);
 }

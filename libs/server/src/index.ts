@@ -7,3 +7,4 @@ export { startServers, bind, type ServiceBinding, type PortOptions, type StartSe
 export { loadOrCreateSelfSignedTls, spkiPin, type TlsMaterial } from "./tls.js";
 export { exitOnSignals } from "./shutdown.js";
 export { requireCaller, requireServerCaller, requireCustomerCaller, actorOf, callerActor } from "./caller.js";
+export { telemetryInterceptor, tracingClientInterceptor, activeTraceId } from "./telemetry-interceptor.js";

@@ -1,5 +1,5 @@
 import { ConnectError, Code, type Interceptor } from "@connectrpc/connect";
-import { trace } from "@opentelemetry/api";
+import { activeTraceId } from "./telemetry-interceptor.js";
 import type { Logger } from "pino";
 
 /** One log line per RPC: method, code, duration and trace id. Deliberately no peer address. */
@@ -7,7 +7,7 @@ export function loggingInterceptor(logger: Logger): Interceptor {
   return (next) => async (req) => {
     const started = performance.now();
     const method = `${req.service.typeName}/${req.method.name}`;
-    const traceId = trace.getActiveSpan()?.spanContext().traceId;
+    const traceId = activeTraceId();
     try {
       const response = await next(req);
       logger.info({ rpc: method, code: "ok", duration_ms: round(performance.now() - started), trace_id: traceId }, "rpc");

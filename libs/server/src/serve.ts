@@ -6,6 +6,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { errorInterceptor } from "./error-interceptor.js";
 import { loggingInterceptor } from "./logging-interceptor.js";
+import { telemetryInterceptor } from "./telemetry-interceptor.js";
 import { registerHealth, type ReadinessCheck } from "./health.js";
 import type { TlsMaterial } from "./tls.js";
 
@@ -60,6 +61,7 @@ export async function startServers(options: StartServersOptions): Promise<Runnin
   const { logger } = options;
   const readMaxBytes = options.readMaxBytes ?? DEFAULT_READ_MAX_BYTES;
   const interceptorsFor = (port: PortOptions): Interceptor[] => [
+    telemetryInterceptor(),
     loggingInterceptor(logger),
     errorInterceptor(logger),
     ...(port.interceptors ?? []),

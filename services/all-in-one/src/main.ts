@@ -8,7 +8,7 @@ import { loadOrCreateEd25519Key } from "./keys.js";
 import { migrateAll, startMesh } from "./mesh.js";
 
 const config = readAllInOneConfig();
-startTelemetry("cls", config.OTEL_EXPORTER_OTLP_ENDPOINT);
+startTelemetry({ serviceName: "cls", otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT, metricsPort: config.METRICS_PORT || undefined });
 const logger = createLogger("cls", config.LOG_LEVEL);
 const dataDir = config.CLS_DATA_DIR;
 

@@ -74,6 +74,7 @@ export async function acquireLicence(
   });
   switch (outcome.kind) {
     case "granted":
+      if (ctx.crashAfterCommit > 0 && Math.random() < ctx.crashAfterCommit) process.kill(process.pid, "SIGKILL");
       return { allocation: outcome.allocation, lease: signLease(ctx.signer, outcome.allocation, outcome.allocation.lease_serial, times) };
     case "existing":
       return renewOne(ctx, outcome.allocation, pool.expires_at);

@@ -11,6 +11,11 @@ export function readAllocationConfig(env: Record<string, string | undefined> = p
       NOTIFICATION_INTERNAL_URL: z.string().url(),
       /** Seconds between runs of the reclaim job. */
       RECLAIM_INTERVAL_SECONDS: z.coerce.number().int().min(1).max(86_400).default(60),
+      /**
+       * Fault injection for the fault suite only, never in production: the chance (0 to 1)
+       * that the process kills itself after a grant commits and before it replies.
+       */
+      FAULT_CRASH_AFTER_COMMIT: z.coerce.number().min(0).max(1).default(0),
     },
     env,
   );

@@ -14,4 +14,6 @@ export interface AllocationContext {
   signer: LeaseSigner;
   allocator: PoolAllocator;
   outbox: OutboxRelay;
+  /** Fault suite only: chance of a SIGKILL between a grant's commit and its reply. */
+  crashAfterCommit: number;
 }

@@ -8,7 +8,7 @@ import { allocationMigrations } from "./migrations/index.js";
 import { createAllocationModule } from "./module.js";
 
 const config = readAllocationConfig();
-startTelemetry("cls-allocation", config.OTEL_EXPORTER_OTLP_ENDPOINT);
+startTelemetry({ serviceName: "cls-allocation", otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT, metricsPort: config.METRICS_PORT || undefined });
 await runStandaloneService({
   name: "allocation",
   config,
@@ -23,5 +23,6 @@ await runStandaloneService({
       signer: createLeaseSigner(readConfiguredFile("LEASE_SIGNING_KEY_FILE", config.LEASE_SIGNING_KEY_FILE)),
       notificationAdmin: internalGrpcClient(NotificationAdminService, config.NOTIFICATION_INTERNAL_URL, "service:allocation"),
       reclaimIntervalMs: config.RECLAIM_INTERVAL_SECONDS * 1000,
+      crashAfterCommit: config.FAULT_CRASH_AFTER_COMMIT,
     }),
 });

@@ -23,6 +23,8 @@ export interface AllocationModuleDeps {
   locks: LockService;
   signer: LeaseSigner;
   notificationAdmin: Client<typeof NotificationAdminService>;
+  /** Fault suite only: chance of a SIGKILL between a grant's commit and its reply. */
+  crashAfterCommit?: number;
   /** How often the scheduled jobs (reclaim, silent servers) run; tests call runJobs() instead. */
   reclaimIntervalMs?: number;
 }
@@ -43,6 +45,7 @@ export function createAllocationModule(deps: AllocationModuleDeps): ServiceModul
     signer: deps.signer,
     allocator: createPoolAllocator({ db, locks: deps.locks, logger }),
     outbox,
+    crashAfterCommit: deps.crashAfterCommit ?? 0,
   };
   const jobs = startAllocationJobs(context, deps.reclaimIntervalMs);
   return {

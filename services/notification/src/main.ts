@@ -6,7 +6,7 @@ import { notificationMigrations } from "./migrations/index.js";
 import { createNotificationModule } from "./module.js";
 
 const config = readNotificationConfig();
-startTelemetry("cls-notification", config.OTEL_EXPORTER_OTLP_ENDPOINT);
+startTelemetry({ serviceName: "cls-notification", otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT, metricsPort: config.METRICS_PORT || undefined });
 await runStandaloneService({
   name: "notification",
   config,

@@ -7,7 +7,7 @@ import { poolMigrations } from "./migrations/index.js";
 import { createPoolModule } from "./module.js";
 
 const config = readPoolConfig();
-startTelemetry("cls-pool", config.OTEL_EXPORTER_OTLP_ENDPOINT);
+startTelemetry({ serviceName: "cls-pool", otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT, metricsPort: config.METRICS_PORT || undefined });
 await runStandaloneService({
   name: "pool",
   config,

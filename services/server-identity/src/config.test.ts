@@ -25,4 +25,19 @@ describe("server-identity configuration", () => {
     expect(() => readServerIdentityConfig({ ...complete, TOKEN_TTL_SECONDS: "29" })).toThrow(/TOKEN_TTL_SECONDS/);
     expect(() => readServerIdentityConfig({ ...complete, TOKEN_TTL_SECONDS: "3601" })).toThrow(/TOKEN_TTL_SECONDS/);
   });
+
+  it("defaults the brute-force limits and refuses a zero limit naming the variable (issue 4)", () => {
+    const config = readServerIdentityConfig(complete);
+    expect(config).toMatchObject({
+      ENROLLMENT_FAILURES_PER_CODE: 5,
+      ENROLLMENT_FAILURES_PER_MINUTE: 20,
+      API_KEY_FAILURES_PER_KEY: 5,
+      API_KEY_FAILURES_PER_MINUTE: 20,
+      AUTHENTICATE_FAILURES_PER_SERVER: 10,
+    });
+    expect(readServerIdentityConfig({ ...complete, ENROLLMENT_FAILURES_PER_MINUTE: "100" }).ENROLLMENT_FAILURES_PER_MINUTE).toBe(100);
+    for (const name of ["ENROLLMENT_FAILURES_PER_CODE", "ENROLLMENT_FAILURES_PER_MINUTE", "API_KEY_FAILURES_PER_KEY", "API_KEY_FAILURES_PER_MINUTE", "AUTHENTICATE_FAILURES_PER_SERVER"]) {
+      expect(() => readServerIdentityConfig({ ...complete, [name]: "0" })).toThrow(new RegExp(name));
+    }
+  });
 });

@@ -10,7 +10,7 @@ import { serverIdentityMigrations } from "./migrations/index.js";
 import { createServerIdentityModule } from "./module.js";
 
 const config = readServerIdentityConfig();
-startTelemetry("cls-server-identity", config.OTEL_EXPORTER_OTLP_ENDPOINT);
+startTelemetry({ serviceName: "cls-server-identity", otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT, metricsPort: config.METRICS_PORT || undefined });
 
 function tokenPublicKeyOf(privateKeyPem: string): KeyObject {
   try {

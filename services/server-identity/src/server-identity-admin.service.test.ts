@@ -5,7 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HOUR_MS } from "@cls/clock";
 import { newId } from "@cls/db";
 import { ServerState } from "@cls/proto";
-import { createTestContext, newServerKeys, type TestContext } from "./test-context.js";
+import { bearer, createTestContext, newServerKeys, type TestContext } from "./test-context.js";
+
+/** Protobuf timestamps hold bigints, which JSON.stringify refuses. */
+const withBigInts = (_key: string, value: unknown) => (typeof value === "bigint" ? value.toString() : value);
 
 let t: TestContext;
 beforeAll(async () => {
@@ -135,5 +138,58 @@ describe("GetTokenKeys", () => {
     expect(jwks.keys[0]).toMatchObject({ kty: "OKP", crv: "Ed25519", alg: "EdDSA", use: "sig" });
     const { payload } = await jwtVerify(accessToken, createLocalJWKSet(jwks as never), { currentDate: t.clock.now() });
     expect(payload.sub).toBe(server.serverId);
+  });
+});
+
+describe("RevokeServer and the revocation list (SPEC L11: revoking a server stops its calls at once)", () => {
+  it("publishes server:<id>, so the server's current token is refused on its next call", async () => {
+    const { server, keys } = await t.enrollServer();
+    const { accessToken } = await t.signIn(server.serverId, keys);
+
+    await t.admin.revokeServer({ serverId: server.serverId }, staff);
+
+    expect(await t.revocations.isRevoked(`server:${server.serverId}`)).toBe(true);
+    const request = { newPublicKey: newServerKeys().publicKey, challenge: new Uint8Array(), signature: new Uint8Array() };
+    await expect(t.identity.rotateKey(request, bearer(accessToken))).rejects.toMatchObject({ code: Code.PermissionDenied });
+  });
+});
+
+describe("ListAudit (SPEC L16: enrollments, revocations and credential changes, with actor and time)", () => {
+  it("returns the account's trail newest first, with who did each thing", async () => {
+    const account = t.newAccount();
+    const customer = await t.customerSignIn(account.accountId);
+    t.clock.advance(1_000);
+    const { enrollmentCode } = await t.account.newEnrollmentCode({ poolId: account.poolId }, bearer(customer.accessToken));
+    t.clock.advance(1_000);
+    const keys = newServerKeys();
+    const { server } = await t.identity.enroll({ enrollmentCode, publicKey: keys.publicKey, serverName: "audited" });
+    t.clock.advance(1_000);
+    await expect(t.identity.exchangeApiKey({ apiKey: `cls_${customer.keyId}_${"C".repeat(43)}` })).rejects.toMatchObject({ code: Code.Unauthenticated });
+    t.clock.advance(1_000);
+    await t.account.revokeAccountServer({ serverId: server!.serverId }, bearer(customer.accessToken));
+    t.clock.advance(1_000);
+    await t.admin.revokeApiKey({ keyId: customer.keyId }, staff);
+    await t.enrollServer(); // another account's trail
+
+    const { entries } = await t.admin.listAudit({ accountId: account.accountId });
+
+    expect(entries.map((entry) => [entry.action, entry.actor])).toEqual([
+      ["api_key.revoked", "staff:alice@example.com"],
+      ["server.revoked", `customer:${customer.keyId}`],
+      ["api_key.exchange_failed", "anonymous"],
+      ["server.enrolled", `server:${server!.serverId}`],
+      ["enrollment_code.created", `customer:${customer.keyId}`],
+      ["api_key.created", "staff:test@example.com"],
+    ]);
+    expect(entries.every((entry) => entry.accountId === account.accountId && entry.occurredAt !== undefined)).toBe(true);
+    expect(timestampDate(entries[0]!.occurredAt!)).toEqual(t.clock.now());
+    expect(JSON.parse(entries[1]!.detailJson)).toEqual({ server_id: server!.serverId, name: "audited" });
+    expect(JSON.stringify(entries, withBigInts)).not.toContain(enrollmentCode);
+    expect((await t.admin.listAudit({ accountId: account.accountId, limit: 2 })).entries).toHaveLength(2);
+  });
+
+  it("refuses a malformed account id or limit with invalid_argument", async () => {
+    await expect(t.admin.listAudit({ accountId: "acc_1" })).rejects.toMatchObject({ code: Code.InvalidArgument, rawMessage: "account_id: must be a acc_ id" });
+    await expect(t.admin.listAudit({ limit: 1_001 })).rejects.toMatchObject({ code: Code.InvalidArgument, rawMessage: expect.stringMatching(/^limit: /) });
   });
 });

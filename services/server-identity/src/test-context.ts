@@ -155,6 +155,8 @@ export async function createTestContext(options: TestContextOptions = {}): Promi
 
   const revocations = createInProcessRevocationList();
   const redis = options.redis ? new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: 1 }) : undefined;
+  // Fails loudly when Redis is missing; and until it is ready the counters would be in memory.
+  if (redis && (await redis.ping()) !== "PONG") throw new Error(`Redis at ${TEST_REDIS_URL} did not answer PING`);
   const module = createServerIdentityModule({
     root: database.handle.root,
     clock,
