@@ -31,7 +31,7 @@ function postJson(url: string, body: unknown, ca: string): Promise<{ status: num
 describe("npm start on embedded defaults", () => {
   const dataDir = mkdtempSync(join(tmpdir(), "cls-embedded-"));
   let cls: StartedProcess | undefined;
-  const env = { CLS_DATA_DIR: dataDir, PUBLIC_PORT: "0", INTERNAL_PORT: "0", DATABASE_URL: "", REDIS_URL: "", LOG_LEVEL: "warn" };
+  const env = { CLS_DATA_DIR: dataDir, PUBLIC_PORT: "0", INTERNAL_PORT: "0", METRICS_PORT: "0", DATABASE_URL: "", REDIS_URL: "", LOG_LEVEL: "warn" };
 
   const start = async () => {
     // What `npm start` runs, without npm in between, so SIGTERM reaches CLS itself.

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PoolExhaustedDetailSchema } from "@cls/proto";
 import { seedAccount, startTestMesh, type TestMesh } from "../support/mesh.js";
-import { Code, enrollServer, notificationsOf, poolAsListed, refusal } from "./support.js";
+import { Code, enrollServer, newServerClient, notificationsOf, poolAsListed, refusal } from "./support.js";
 
 /**
  * FAQ: "When you add a camera to your v9 encoder, it will automatically acquire an
@@ -82,6 +82,20 @@ describe("How are licences allocated to my encoders?", () => {
     // Removing it twice releases nothing more.
     expect(await server.removeCamera("enc-1", "cam-1")).toBe(false);
     expect((await poolAsListed(server, poolId)).byType["edgevis-camera"]).toEqual({ total: 1, used: 1, free: 0 });
+  });
+
+  it("a server that starts up and adds thirty cameras at once gets a licence for each", async () => {
+    const { accountId, poolId } = await seedAccount(t, { count: 30 });
+    const enrolled = await enrollServer(t, accountId, poolId);
+    const setUp = newServerClient(t, { identity: enrolled.identity!, cacheToken: true });
+    await setUp.registerEncoder("enc-1", "HD-IP200", "9.2");
+    // The server restarts (the library as shipped, no token yet) and brings its cameras up together.
+    const restarted = newServerClient(t, { identity: enrolled.identity!, cacheToken: true });
+    const cameras = Array.from({ length: 30 }, (_, i) => `cam-${i}`);
+    const settled = await Promise.allSettled(cameras.map((camera) => restarted.addCamera("enc-1", camera)));
+    const failures = settled.flatMap((s) => (s.status === "rejected" ? [String(s.reason)] : []));
+    expect(failures).toEqual([]);
+    expect((await poolAsListed(restarted, poolId)).byType["edgevis-camera"]).toEqual({ total: 30, used: 30, free: 0 });
   });
 
   it("a camera on an encoder the server never registered is refused, taking nothing", async () => {

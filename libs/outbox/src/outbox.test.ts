@@ -34,7 +34,7 @@ beforeEach(async () => {
 
 function relay(deliver: OutboxRelayOptions["deliver"], options: Partial<OutboxRelayOptions> = {}): OutboxRelay {
   // A long interval: these tests drive delivery with flush().
-  const started = startOutboxRelay({ db, deliver, clock, logger, intervalMs: 3_600_000, ...options });
+  const started = startOutboxRelay({ db, deliver, clock, logger, source: "test", intervalMs: 3_600_000, ...options });
   relays.push(started);
   return started;
 }

@@ -1,6 +1,6 @@
 import { context, propagation, ROOT_CONTEXT } from "@opentelemetry/api";
 import type { Kysely } from "kysely";
-import { inSpan } from "@cls/telemetry";
+import { inSpan, observeGauge } from "@cls/telemetry";
 import type { Logger } from "pino";
 import type { Clock } from "@cls/clock";
 import type { OutboxTable } from "./table.js";
@@ -23,6 +23,8 @@ export interface OutboxRelayOptions {
   logger: Logger;
   intervalMs?: number;
   batchSize?: number;
+  /** The producing service, as a metric label. */
+  source: string;
   /** How long a relay owns a batch it is delivering before another may retry it. */
   claimMs?: number;
 }
@@ -131,6 +133,11 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   }
 
   const report = (error: unknown) => logger.warn({ err: error }, "outbox delivery failed; will retry");
+  const stopLagGauge = observeGauge("cls_outbox_lag_seconds", "Age of the oldest undelivered outbox event", async () => {
+    const oldest = await db.selectFrom("outbox").select((eb) => eb.fn.min("occurred_at").as("oldest")).where("delivered_at", "is", null).executeTakeFirst();
+    const lag = oldest?.oldest ? Math.max(0, (options.clock.now().getTime() - new Date(oldest.oldest).getTime()) / 1000) : 0;
+    return [{ value: lag, attributes: { source: options.source } }];
+  });
   const timer = setInterval(() => {
     if (!stopped) flush().catch(report);
   }, options.intervalMs ?? 1_000);
@@ -143,6 +150,7 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     },
     async stop() {
       stopped = true;
+      stopLagGauge();
       clearInterval(timer);
       await running?.catch(() => {});
     },

@@ -7,6 +7,7 @@ import { findEncoder } from "./encoder.repository.js";
 import { findPoolCopy } from "./entitlement.repository.js";
 import { PoolExhaustedError, PoolExpiredError, ServerRevokedError } from "./errors.js";
 import { leaseTimes } from "./lease-times.js";
+import { countLicences } from "./metrics.js";
 import { signLease } from "./leases.js";
 import { LEGACY_LICENCE_TYPE, requireModel } from "./register-encoder.js";
 import { requireActiveServer } from "./server.repository.js";
@@ -74,11 +75,13 @@ export async function acquireLicence(
   });
   switch (outcome.kind) {
     case "granted":
+      countLicences("granted", [outcome.allocation]);
       if (ctx.crashAfterCommit > 0 && Math.random() < ctx.crashAfterCommit) process.kill(process.pid, "SIGKILL");
       return { allocation: outcome.allocation, lease: signLease(ctx.signer, outcome.allocation, outcome.allocation.lease_serial, times) };
     case "existing":
       return renewOne(ctx, outcome.allocation, pool.expires_at);
     case "exhausted":
+      countLicences("refused", [{ pool_id: pool.pool_id, licence_type: model.licence_type }]);
       ctx.outbox.kick();
       throw new PoolExhaustedError(pool.pool_id, model.licence_type, outcome.total, outcome.used);
     case "expired":

@@ -10,6 +10,7 @@ import { listEncoders, recordChecks } from "./encoder.repository.js";
 import { listEncoderModels, listUsage, releaseEndedAllocations, type PoolUsageRow } from "./entitlement.repository.js";
 import { formatVersion, parseVersion } from "./firmware.js";
 import { leaseTimes } from "./lease-times.js";
+import { countLicences } from "./metrics.js";
 import { signLease } from "./leases.js";
 import { decideOrRefuse, higherVersion, modelRules, requireVersion } from "./register-encoder.js";
 import { requireActiveServer, touchServerCheck } from "./server.repository.js";
@@ -116,6 +117,7 @@ export async function checkEncoders(
       revoked.push(...(await endAllocations(trx, ids, "revoked", reason, now)));
     }
     await releaseEndedAllocations(trx, revoked);
+    countLicences("revoked", revoked);
     const events: OutboxEvent[] = revoked.map((row) => ({
       accountId: server.account_id,
       type: "licence.revoked",

@@ -13,6 +13,7 @@ import { createAllocationService } from "./allocation.service.js";
 import type { AllocationContext } from "./context.js";
 import { ALLOCATION_SCHEMA, type AllocationDatabase } from "./database.js";
 import { runAllocationJobs, startAllocationJobs } from "./jobs.js";
+import { observeAllocationGauges } from "./metrics.js";
 import { allocationMigrations } from "./migrations/index.js";
 import { createPoolAllocator } from "./pool-allocator.js";
 
@@ -37,7 +38,7 @@ export function migrateAllocation(root: Kysely<any>): Promise<string[]> {
 export function createAllocationModule(deps: AllocationModuleDeps): ServiceModule & { context: AllocationContext } {
   const db = forSchema<AllocationDatabase>(deps.root, ALLOCATION_SCHEMA);
   const logger = deps.logger.child({ component: "allocation" });
-  const outbox = startOutboxRelay({ db, clock: deps.clock, logger, deliver: deliverToNotificationService(deps.notificationAdmin, "allocation") });
+  const outbox = startOutboxRelay({ db, clock: deps.clock, logger, source: "allocation", deliver: deliverToNotificationService(deps.notificationAdmin, "allocation") });
   const context: AllocationContext = {
     db,
     clock: deps.clock,
@@ -48,6 +49,7 @@ export function createAllocationModule(deps: AllocationModuleDeps): ServiceModul
     crashAfterCommit: deps.crashAfterCommit ?? 0,
   };
   const jobs = startAllocationJobs(context, deps.reclaimIntervalMs);
+  const stopGauges = observeAllocationGauges(db);
   return {
     name: "allocation",
     context,
@@ -57,6 +59,7 @@ export function createAllocationModule(deps: AllocationModuleDeps): ServiceModul
     runJobs: () => runAllocationJobs(context),
     async stop() {
       jobs.stop();
+      stopGauges();
       await outbox.stop();
     },
   };

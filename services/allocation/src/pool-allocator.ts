@@ -2,6 +2,7 @@ import { sql, type Kysely, type Transaction } from "kysely";
 import type { Logger } from "pino";
 import type { HeldLock, LockService } from "@cls/lock";
 import { recordEvents, type OutboxEvent } from "@cls/outbox";
+import { clsMetrics, inSpan } from "@cls/telemetry";
 import { ALLOCATION_SCHEMA, type AllocationDatabase } from "./database.js";
 import { cameraKey, findActiveForCameras, insertAllocations, nextLeaseSerials, type AllocationRow } from "./allocation.repository.js";
 import { thresholdsCrossed } from "./usage-thresholds.js";
@@ -86,13 +87,21 @@ export function createPoolAllocator(deps: { db: Kysely<AllocationDatabase>; lock
   }
 
   async function tryLock(key: string): Promise<HeldLock | null> {
-    try {
-      return await locks.acquire(key, { ttlMs: LOCK_TTL_MS, waitMs: LOCK_WAIT_MS });
-    } catch (error) {
-      // Redis is down or slow: carry on with Postgres alone, which is still correct.
-      logger.warn({ err: error }, "lock store unavailable; allocating on Postgres alone");
-      return null;
-    }
+    return inSpan("lock.acquire", { "cls.lock.key": key }, async (span) => {
+      const started = performance.now();
+      try {
+        const lock = await locks.acquire(key, { ttlMs: LOCK_TTL_MS, waitMs: LOCK_WAIT_MS });
+        if (lock) span.setAttribute("cls.lock.fence", lock.fence);
+        return lock;
+      } catch (error) {
+        // Redis is down or slow: carry on with Postgres alone, which is still correct.
+        logger.warn({ err: error }, "lock store unavailable; allocating on Postgres alone");
+        clsMetrics().lockUnavailable.add(1);
+        return null;
+      } finally {
+        clsMetrics().lockWait.record((performance.now() - started) / 1000);
+      }
+    });
   }
 
   async function runBatch(key: string, requests: GrantRequest[]): Promise<GrantOutcome[]> {
@@ -101,8 +110,11 @@ export function createPoolAllocator(deps: { db: Kysely<AllocationDatabase>; lock
       // After repeated stale fences, go on without one: the row lock alone is still exact.
       const fence = attempt < MAX_FENCE_RETRIES ? (lock?.fence ?? null) : null;
       try {
-        const result = await db.transaction().execute((trx) => grantInTransaction(trx, requests, fence));
+        const result = await inSpan("allocation.grant_batch", { "cls.batch.size": requests.length }, () =>
+          db.transaction().execute((trx) => grantInTransaction(trx, requests, fence)),
+        );
         if (result === "stale_fence") {
+          clsMetrics().fenceRejections.add(1);
           const seen = await db.selectFrom("pool_usage").select("fence").where("pool_id", "=", requests[0]!.poolId).where("licence_type", "=", requests[0]!.licenceType).executeTakeFirst();
           if (seen) await locks.advanceFence(key, seen.fence).catch(() => {});
           continue;

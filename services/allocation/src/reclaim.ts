@@ -2,6 +2,7 @@ import { recordEvents } from "@cls/outbox";
 import type { AllocationContext } from "./context.js";
 import { endAllocations, lockLapsedAllocations } from "./allocation.repository.js";
 import { releaseEndedAllocations } from "./entitlement.repository.js";
+import { countLicences } from "./metrics.js";
 
 const BATCH = 500;
 
@@ -17,6 +18,7 @@ export async function reclaimLapsed(ctx: AllocationContext): Promise<number> {
       const lapsed = await lockLapsedAllocations(trx, now, BATCH);
       const ended = await endAllocations(trx, lapsed.map((a) => a.allocation_id), "reclaimed", "lease_expired", now);
       await releaseEndedAllocations(trx, ended);
+      countLicences("reclaimed", ended);
       await recordEvents(
         trx,
         ended.map((row) => ({

@@ -3,6 +3,7 @@ import type { AllocationContext } from "./context.js";
 import { endAllocations, findActiveAllocation } from "./allocation.repository.js";
 import { releaseUsage } from "./entitlement.repository.js";
 import { requireAccountServer } from "./server.repository.js";
+import { countLicences } from "./metrics.js";
 
 /**
  * A camera removed (SPEC L7): its licence returns to the pool at once. Releasing a camera
@@ -14,11 +15,11 @@ export async function releaseLicence(
 ): Promise<boolean> {
   const server = await requireAccountServer(ctx.db, request.accountId, request.serverId);
   const now = ctx.clock.now();
-  return ctx.db.transaction().execute(async (trx) => {
+  const released = await ctx.db.transaction().execute(async (trx) => {
     const active = await findActiveAllocation(trx, server.server_id, request.encoderId, request.cameraId);
-    if (!active) return false;
+    if (!active) return undefined;
     const [ended] = await endAllocations(trx, [active.allocation_id], "released", "released", now);
-    if (!ended) return false;
+    if (!ended) return undefined;
     if (ended.kind === "pool" && ended.pool_id) await releaseUsage(trx, ended.pool_id, ended.licence_type, 1);
     await recordAudit(trx, {
       actor: request.actor,
@@ -28,6 +29,9 @@ export async function releaseLicence(
       detail: { server_id: server.server_id, encoder_id: ended.encoder_id, camera_id: ended.camera_id, pool_id: ended.pool_id, licence_type: ended.licence_type },
       occurredAt: now,
     });
-    return true;
+    return ended;
   });
+  if (!released) return false;
+  countLicences("released", [released]);
+  return true;
 }

@@ -1,6 +1,7 @@
 import type { AllocationContext } from "./context.js";
 import { endAllocations, listActiveForServer } from "./allocation.repository.js";
 import { findPoolCopy, releaseEndedAllocations } from "./entitlement.repository.js";
+import { countLicences } from "./metrics.js";
 import { NotFoundError } from "@cls/errors";
 import { bindServer, markServerRevoked } from "./server.repository.js";
 
@@ -19,6 +20,7 @@ export async function revokeServerLicences(ctx: AllocationContext, serverId: str
     const active = await listActiveForServer(trx, serverId, { forUpdate: true });
     const ended = await endAllocations(trx, active.map((a) => a.allocation_id), "revoked", "server_revoked", now);
     await releaseEndedAllocations(trx, ended);
+    countLicences("revoked", ended);
     return ended.length;
   });
 }

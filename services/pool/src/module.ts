@@ -31,7 +31,7 @@ export function migratePool(root: Kysely<any>): Promise<string[]> {
 export function createPoolModule(deps: PoolModuleDeps): ServiceModule {
   const db = forSchema<PoolDatabase>(deps.root, POOL_SCHEMA);
   const logger = deps.logger.child({ component: "pool" });
-  const outbox = startOutboxRelay({ db, clock: deps.clock, logger, deliver: deliverToNotificationService(deps.notificationAdmin, "pool") });
+  const outbox = startOutboxRelay({ db, clock: deps.clock, logger, source: "pool", deliver: deliverToNotificationService(deps.notificationAdmin, "pool") });
   const sync = createAllocationSync({ db, allocation: deps.allocationAdmin, logger });
   const runJobs = async () => {
     if ((await sendExpiryNotices({ db, clock: deps.clock })) > 0) outbox.kick();

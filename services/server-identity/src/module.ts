@@ -71,7 +71,7 @@ export function createServerIdentityModule(deps: ServerIdentityModuleDeps): Serv
   const db = forSchema<ServerIdentityDatabase>(deps.root, SERVER_IDENTITY_SCHEMA);
   const logger = deps.logger.child({ component: "server-identity" });
   const clock = deps.clock;
-  const outbox = startOutboxRelay({ db, clock, logger, deliver: deliverToNotificationService(deps.notificationAdmin, "server-identity") });
+  const outbox = startOutboxRelay({ db, clock, logger, source: "server-identity", deliver: deliverToNotificationService(deps.notificationAdmin, "server-identity") });
   const guard = createBruteForceGuard({ redis: deps.redis, limits: deps.bruteForceLimits, keyPrefix: deps.bruteForceKeyPrefix, logger });
   const servers = createServerManagement({
     db,

@@ -1,5 +1,5 @@
 import type { AllocationRecord, UsageRecord } from "./database-state.js";
-import { lostAttempts, type Op } from "./history.js";
+import { lostAttempts, type Attempt, type Op } from "./history.js";
 import type { SampleReport } from "./sampler.js";
 
 export interface Figures {
@@ -23,6 +23,8 @@ export interface Figures {
   retryReturnedCommitted: number;
   /** Allocations in the table that no client was ever told about (lost attempts). */
   unacknowledged: number;
+  /** Cameras with an attempt that may have landed late, checked against the table only. */
+  tainted: number;
   samples: number;
   failedSamples: number;
 }
@@ -35,6 +37,11 @@ export interface CheckReport {
 interface CameraState {
   /** What the camera holds as far as the history proves: an allocation id, nothing, or unknown. */
   held: string | null | "unknown";
+  /**
+   * An attempt of this camera may take effect after its client stopped waiting (a timeout,
+   * or a replica frozen with the request in hand): from then on only the table checks apply.
+   */
+  tainted: boolean;
   lostAcquireAttempts: number;
   /** Upper bound on the releases that may have taken effect. */
   possibleReleases: number;
@@ -49,6 +56,8 @@ interface CameraState {
  */
 export function checkHistory(input: {
   history: readonly Op[];
+  /** Lost attempts that may still take effect later, rather than before their client gave up on them. */
+  landsLate: (attempt: Attempt) => boolean;
   allocations: readonly AllocationRecord[];
   usage: readonly UsageRecord[];
   samples: SampleReport;
@@ -70,11 +79,15 @@ export function checkHistory(input: {
   const ops = [...input.history].sort((a, b) => a.startedAt - b.startedAt);
   let retryReturnedCommitted = 0;
   let repeats = 0;
+  const fresh = (): CameraState => ({ held: null, tainted: false, lostAcquireAttempts: 0, possibleReleases: 0 });
+  const holds = (state: CameraState): string | undefined =>
+    !state.tainted && typeof state.held === "string" && state.held !== "unknown" ? state.held : undefined;
 
   for (const op of ops) {
-    const state = cameras.get(op.camera) ?? { held: null, lostAcquireAttempts: 0, possibleReleases: 0 };
+    const state = cameras.get(op.camera) ?? fresh();
     cameras.set(op.camera, state);
     const lost = lostAttempts(op);
+    if (op.attempts.some(input.landsLate)) state.tainted = true;
     const where = `${op.kind} ${op.id} of camera ${op.camera}`;
     if (op.kind === "acquire") state.lostAcquireAttempts += lost;
     else state.possibleReleases += lost;
@@ -87,10 +100,9 @@ export function checkHistory(input: {
         const row = rowsById.get(id);
         if (!row) fail(`${where}: was granted ${id}, which is not in the allocations table`);
         else if (row.camera !== op.camera) fail(`${where}: was granted ${id}, which the table holds for ${row.camera}`);
-        if (typeof state.held === "string" && state.held !== "unknown") {
-          if (state.held !== id) fail(`${where}: was granted a second allocation ${id} while it held ${state.held} and had not released it`);
-          else repeats++;
-        }
+        const before = holds(state);
+        if (before !== undefined && before !== id) fail(`${where}: was granted a second allocation ${id} while it held ${before} and had not released it`);
+        if (state.held === id) repeats++;
         const answered = op.attempts.at(-1)!;
         if (row && lost > 0 && row.acquired_at.getTime() < answered.startedAt && row.acquired_at.getTime() >= op.startedAt) retryReturnedCommitted++;
         state.held = id;
@@ -103,13 +115,13 @@ export function checkHistory(input: {
           if (outcome.total !== capacity || outcome.used === undefined || outcome.used > outcome.total!) {
             fail(`${where}: refusal details total=${outcome.total} used=${outcome.used}, capacity is ${capacity}`);
           }
-          if (typeof state.held === "string" && state.held !== "unknown") fail(`${where}: refused although the camera held ${state.held}`);
+          if (holds(state) !== undefined) fail(`${where}: refused although the camera held ${state.held}`);
         }
-        if (state.held !== "unknown") state.held = null;
+        state.held = null;
         break;
       case "released":
         if (outcome.released) state.possibleReleases++;
-        if (!outcome.released && typeof state.held === "string" && state.held !== "unknown" && lost === 0) {
+        if (!outcome.released && holds(state) !== undefined && lost === 0) {
           fail(`${where}: the service said the camera held nothing, but it held ${state.held}`);
         }
         state.held = null;
@@ -125,7 +137,7 @@ export function checkHistory(input: {
   for (const row of input.allocations) rowsByCamera.set(row.camera, [...(rowsByCamera.get(row.camera) ?? []), row]);
   let unacknowledged = 0;
   for (const [camera, rows] of rowsByCamera) {
-    const state = cameras.get(camera) ?? { held: null, lostAcquireAttempts: 0, possibleReleases: 0 };
+    const state = cameras.get(camera) ?? fresh();
     const active = rows.filter((row) => row.state === "active");
     if (active.length > 1) fail(`camera ${camera}: ${active.length} active allocations`);
     const orphans = rows.filter((row) => !acknowledged.has(row.allocation_id));
@@ -138,15 +150,12 @@ export function checkHistory(input: {
       if (row.state !== "released") fail(`camera ${camera}: allocation ${row.allocation_id} ended as ${row.state} (${row.end_reason}); nothing here revokes or reclaims`);
     }
     if (ended.length > state.possibleReleases) fail(`camera ${camera}: ${ended.length} allocations ended, but at most ${state.possibleReleases} releases may have happened`);
-    if (typeof state.held === "string" && state.held !== "unknown" && active[0]?.allocation_id !== state.held) {
-      fail(`camera ${camera}: last granted ${state.held}, never released, but the active allocation is ${active[0]?.allocation_id ?? "none"}`);
+    if (state.tainted) continue;
+    const last = holds(state);
+    if (last !== undefined && active[0]?.allocation_id !== last) {
+      fail(`camera ${camera}: last granted ${last}, never released, but the active allocation is ${active[0]?.allocation_id ?? "none"}`);
     }
-    if (state.held === null && active.length > 0 && (acknowledged.has(active[0]!.allocation_id) || state.lostAcquireAttempts === 0)) {
-      fail(`camera ${camera}: released or refused last, yet ${active[0]!.allocation_id} is active`);
-    }
-  }
-  for (const [camera, state] of cameras) {
-    if (typeof state.held === "string" && state.held !== "unknown" && !rowsByCamera.has(camera)) fail(`camera ${camera}: holds ${state.held} but has no allocation rows`);
+    if (state.held === null && active.length > 0) fail(`camera ${camera}: released or refused last, yet ${active[0]!.allocation_id} is active`);
   }
 
   const acquires = input.history.filter((op) => op.kind === "acquire");
@@ -164,6 +173,7 @@ export function checkHistory(input: {
     recovered: input.history.filter((op) => op.attempts.length > 1 && op.outcome.type !== "gave_up").length,
     retryReturnedCommitted,
     unacknowledged,
+    tainted: [...cameras.values()].filter((state) => state.tainted).length,
     samples: input.samples.samples,
     failedSamples: input.samples.failed,
   };

@@ -33,11 +33,14 @@ export async function readDatabaseState(url: string): Promise<{ allocations: All
   client.on("error", () => {});
   await client.connect();
   try {
+    // One snapshot for both reads.
+    await client.query("begin isolation level repeatable read read only");
     const allocations = await client.query<AllocationRecord>(
       `select allocation_id, pool_id, licence_type, server_id || '/' || encoder_id || '/' || camera_id as camera, state, end_reason, acquired_at
        from allocation.allocations order by grant_seq`,
     );
     const usage = await client.query<UsageRecord>(USAGE_SQL);
+    await client.query("commit");
     return { allocations: allocations.rows, usage: usage.rows };
   } finally {
     await client.end();

@@ -1,0 +1,166 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { migrateAllocation } from "@cls/allocation";
+import { createTokenIssuer } from "@cls/auth";
+import { systemClock } from "@cls/clock";
+import { openDatabase } from "@cls/db";
+import { generateEd25519PrivateKeyPem } from "@cls/lease";
+import { loadOrCreateSelfSignedTls } from "@cls/server";
+import { createTestDatabase, type TestDatabase } from "../../support/database.js";
+import { checkHistory, type CheckReport } from "./checker.js";
+import { startClients, type ClientOptions, type ClientRun } from "./clients.js";
+import { readDatabaseState } from "./database-state.js";
+import type { Attempt } from "./history.js";
+import { startNotificationSink, type NotificationSink } from "./notification-sink.js";
+import { freePort, freePorts } from "./ports.js";
+import { startPrivatePostgres, type PrivatePostgres } from "./private-postgres.js";
+import { startPrivateRedis, type PrivateRedis } from "./private-redis.js";
+import { killAllChildren } from "./processes.js";
+import { startReplicas, type ReplicaSet } from "./replicas.js";
+import { startSampler, type SampleReport } from "./sampler.js";
+import { seedFleet, type Fleet, type FleetShape } from "./seed.js";
+
+export const REPLICAS = 3;
+export const CLIENTS = 32;
+const DEFAULT_SHAPE: FleetShape = { capacities: [3, 4, 5, 6, 8], serversPerPool: 2, camerasPerServer: 6 };
+
+export interface HarnessOptions {
+  /** shared: a fresh database on the machine's Postgres; private: a cluster of the suite's own, which may be restarted. */
+  postgres: "shared" | "private";
+  /** private: a redis-server of the suite's own, which may be restarted; down: REDIS_URL names a closed port. */
+  redis: "private" | "down";
+  /** Extra environment per replica (fault injection). */
+  envFor?: (index: number) => Record<string, string>;
+  shape?: FleetShape;
+}
+
+/** Everything one fault run needs: replicas, storage, a seeded fleet, clients and the checker. */
+export interface FaultHarness {
+  readonly replicas: ReplicaSet;
+  readonly redis: PrivateRedis | undefined;
+  readonly postgres: PrivatePostgres | undefined;
+  readonly databaseUrl: string;
+  readonly fleet: Fleet;
+  /** Starts the clients and the sampler. */
+  run(options?: Partial<ClientOptions>): FaultRun;
+  close(): Promise<void>;
+}
+
+export interface FaultRun {
+  readonly clients: ClientRun;
+  /** Stops the clients, then checks their history and the tables. */
+  finish(options?: { landsLate?: (attempt: Attempt) => boolean }): Promise<CheckReport>;
+}
+
+/** A lost attempt whose client timed out may still be carried out later by a slow or frozen replica. */
+export const timedOut = (attempt: Attempt): boolean => attempt.result === "lost" && (attempt.code === "DeadlineExceeded" || attempt.code === "Canceled");
+
+export async function startFaultHarness(options: HarnessOptions): Promise<FaultHarness> {
+  const dir = mkdtempSync(join(tmpdir(), "cls-faults-"));
+  const cleanups: (() => Promise<void> | void)[] = [() => rmSync(dir, { recursive: true, force: true })];
+  const close = async () => {
+    await killAllChildren().catch(() => {});
+    for (const cleanup of cleanups.splice(0).reverse()) await Promise.resolve(cleanup()).catch(() => {});
+  };
+  try {
+    let testDatabase: TestDatabase | undefined;
+    let postgres: PrivatePostgres | undefined;
+    let databaseUrl: string;
+    if (options.postgres === "private") {
+      postgres = await startPrivatePostgres();
+      cleanups.push(() => postgres!.stop());
+      databaseUrl = postgres.url;
+    } else {
+      testDatabase = await createTestDatabase();
+      cleanups.push(() => testDatabase!.drop());
+      databaseUrl = testDatabase.url;
+    }
+    const migrating = testDatabase?.handle ?? (await openDatabase({ url: databaseUrl, maxConnections: 2 }));
+    await migrateAllocation(migrating.root);
+    if (!testDatabase) await migrating.close();
+
+    let redis: PrivateRedis | undefined;
+    let redisUrl: string;
+    if (options.redis === "private") {
+      redis = await startPrivateRedis();
+      cleanups.push(() => redis!.stop());
+      redisUrl = redis.url;
+    } else {
+      redisUrl = `redis://127.0.0.1:${await freePort()}`;
+    }
+
+    const sink: NotificationSink = await startNotificationSink();
+    cleanups.push(() => sink.close());
+    const tls = await loadOrCreateSelfSignedTls(join(dir, "tls"));
+    const tokens = createTokenIssuer(generateEd25519PrivateKeyPem(), { clock: systemClock(), ttlMs: 60 * 60 * 1000 });
+    writeFileSync(join(dir, "lease.key"), generateEd25519PrivateKeyPem(), { mode: 0o600 });
+    writeFileSync(join(dir, "token-verify.pem"), tokens.publicKeyPem);
+
+    const ports = await freePorts(REPLICAS * 2);
+    const replicas = await startReplicas({
+      count: REPLICAS,
+      ports: Array.from({ length: REPLICAS }, (_, i) => ({ public: ports[2 * i]!, internal: ports[2 * i + 1]! })),
+      ca: tls.cert,
+      env: {
+        DATABASE_URL: databaseUrl,
+        DATABASE_MAX_CONNECTIONS: "8",
+        REDIS_URL: redisUrl,
+        TLS_CERT_FILE: join(dir, "tls", "tls.crt"),
+        TLS_KEY_FILE: join(dir, "tls", "tls.key"),
+        LEASE_SIGNING_KEY_FILE: join(dir, "lease.key"),
+        TOKEN_VERIFY_KEYS_FILE: join(dir, "token-verify.pem"),
+        NOTIFICATION_INTERNAL_URL: sink.url,
+        RECLAIM_INTERVAL_SECONDS: "86400",
+        LOG_LEVEL: "warn",
+        OTEL_EXPORTER_OTLP_ENDPOINT: "",
+        FAULT_CRASH_AFTER_COMMIT: "0",
+      },
+      ...(options.envFor ? { envFor: options.envFor } : {}),
+    });
+    cleanups.push(() => replicas.close());
+    await replicas.waitAllUp();
+
+    const fleet = await seedFleet({
+      internalUrl: replicas.replicas[0]!.internalUrl,
+      publicUrl: replicas.replicas[0]!.publicUrl,
+      ca: tls.cert,
+      tokens,
+      shape: options.shape ?? DEFAULT_SHAPE,
+    });
+    const capacityOfCamera = new Map(fleet.cameras.map((camera) => [camera.key, fleet.pools.find((p) => p.poolId === camera.poolId)!.capacity]));
+
+    return {
+      replicas,
+      redis,
+      postgres,
+      databaseUrl,
+      fleet,
+      run(clientOptions = {}) {
+        const sampler = startSampler(databaseUrl);
+        const clients = startClients({
+          replicaUrls: replicas.replicas.map((r) => r.publicUrl),
+          ca: tls.cert,
+          cameras: fleet.cameras,
+          clients: CLIENTS,
+          ...clientOptions,
+        });
+        return {
+          clients,
+          async finish(finishOptions = {}) {
+            const history = await clients.stop();
+            const samples: SampleReport = await sampler.stop();
+            // Every replica up again, so that nothing still under way can change the tables under the checker.
+            await replicas.waitAllUp();
+            const state = await readDatabaseState(databaseUrl);
+            return checkHistory({ history, ...state, samples, capacities: capacityOfCamera, landsLate: finishOptions.landsLate ?? timedOut });
+          },
+        };
+      },
+      close,
+    };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
