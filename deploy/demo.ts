@@ -2,11 +2,12 @@
  * Walks the core licensing flow against a running `npm start` (or an embedded CLS of its own
  * when none answers) and says what happened in plain words.
  */
+import { createPublicKey } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { migrateAll, startMesh, type RunningMesh } from "@cls/all-in-one";
+import { LOCAL_STAFF_ACTOR, migrateAll, startMesh, type RunningMesh } from "@cls/all-in-one";
 import { createInProcessRevocationList } from "@cls/auth";
 import { systemClock } from "@cls/clock";
 import { openDatabase } from "@cls/db";
@@ -28,6 +29,8 @@ interface Target {
   publicUrl: string;
   internalAddress: string;
   cert: string;
+  /** A staff key the target trusts on its internal port. */
+  staffKeyPem: string;
   stop(): Promise<void>;
 }
 
@@ -38,7 +41,9 @@ async function runningCls(): Promise<Target | undefined> {
   const probe = createClient(AllocationService, createConnectTransport({ baseUrl: publicUrl, httpVersion: "2", nodeOptions: { ca: cert } }));
   try {
     await probe.getLeaseKey({}, { timeoutMs: 1_500 });
-    return { publicUrl, internalAddress, cert, stop: async () => {} };
+    const staffKeyPath = join(dataDir, "keys", "staff.pem");
+    if (!existsSync(staffKeyPath)) return undefined;
+    return { publicUrl, internalAddress, cert, staffKeyPem: readFileSync(staffKeyPath, "utf8"), stop: async () => {} };
   } catch {
     return undefined;
   }
@@ -48,6 +53,7 @@ async function embeddedCls(): Promise<Target> {
   const database = await openDatabase({});
   await migrateAll(database);
   const tls = await loadOrCreateSelfSignedTls(join(dataDir, "demo-tls"));
+  const staffKeyPem = generateEd25519PrivateKeyPem();
   const mesh: RunningMesh = await startMesh({
     database,
     locks: createInProcessLockService(),
@@ -58,6 +64,7 @@ async function embeddedCls(): Promise<Target> {
     tls,
     leaseSigningKeyPem: generateEd25519PrivateKeyPem(),
     tokenSigningKeyPem: generateEd25519PrivateKeyPem(),
+    trustedCallers: [{ actor: LOCAL_STAFF_ACTOR, publicKeyPem: createPublicKey(staffKeyPem).export({ type: "spki", format: "pem" }).toString() }],
     layout: "single-port",
     publicPort: 0,
     internalPort: 0,
@@ -67,6 +74,7 @@ async function embeddedCls(): Promise<Target> {
     publicUrl: mesh.publicUrl,
     internalAddress: mesh.internalUrl,
     cert: tls.cert,
+    staffKeyPem,
     async stop() {
       await mesh.close();
       await database.close();
@@ -78,7 +86,7 @@ const found = await runningCls();
 const target = found ?? (await embeddedCls());
 say(found ? `Using the CLS running at ${target.publicUrl}.` : "No CLS answered at " + publicUrl + ", so the demo started an embedded one.");
 
-const staff = { actor: "staff:demo@vendor.example" };
+const staff = { actor: LOCAL_STAFF_ACTOR, privateKeyPem: target.staffKeyPem };
 const pools = createVendorClient(PoolAdminService, target.internalAddress, staff);
 const identity = createVendorClient(ServerIdentityAdminService, target.internalAddress, staff);
 const suffix = Date.now().toString(36);

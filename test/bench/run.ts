@@ -33,12 +33,15 @@ import {
   type RunningService,
   type ServiceSettings,
 } from "./service.js";
-import { machineCpuSeconds, median, peakRssMb, resetPeakRss, round, startCpuWindow, type CpuShare } from "./stats.js";
+import { machineBusyPct, median, peakRssMb, resetPeakRss, round, startCpuWindow, waitForQuiet, type CpuShare } from "./stats.js";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
 const PROFILE = process.env.BENCH_PROFILE !== "0";
+/** Before each measurement, wait (up to BENCH_QUIET_WAIT_S) for the machine to be at most this busy. */
+const QUIET_PCT = Number(process.env.BENCH_QUIET_PCT ?? 15);
+const QUIET_WAIT_S = Number(process.env.BENCH_QUIET_WAIT_S ?? 120);
 const CONCURRENCY = 64;
 const CONNECTIONS = 64;
 const PGBENCH_THREADS = 2;
@@ -81,16 +84,16 @@ async function adminQuery<T extends pg.QueryResultRow>(text: string): Promise<T[
   }
 }
 
-/** Busy share of the machine over a short quiet window: other work that competes with the bench. */
-async function backgroundBusyPct(ms = 1_000): Promise<number> {
-  const before = machineCpuSeconds();
-  await sleep(ms);
-  const after = machineCpuSeconds();
-  return round((100 * (after.busy - before.busy)) / Math.max(0.001, after.total - before.total));
+/** Other work on the machine competes with the bench: wait for it to settle, and record it. */
+async function quiet(): Promise<number> {
+  const busy = await waitForQuiet(QUIET_PCT, QUIET_WAIT_S * 1000);
+  if (busy > QUIET_PCT) log(`machine still ${busy}% busy after ${QUIET_WAIT_S} s of waiting; measuring anyway (recorded)`);
+  return busy;
 }
 
 /** Runs one load-generator process and collects the service's CPU over its measured window. */
-async function runLoad(service: RunningService, job: Omit<LoadJob, "url" | "caPem" | "leaseKey">, caPem: string): Promise<{ load: LoadResult; cpu: CpuShare; rssMb: number }> {
+async function runLoad(service: RunningService, job: Omit<LoadJob, "url" | "caPem" | "leaseKey">, caPem: string): Promise<{ load: LoadResult; cpu: CpuShare; rssMb: number; busyBefore: number }> {
+  const busyBefore = await quiet();
   const dir = join(WORK_DIR, "jobs");
   mkdirSync(dir, { recursive: true });
   const jobFile = join(dir, `job-${Date.now()}.json`);
@@ -125,10 +128,11 @@ async function runLoad(service: RunningService, job: Omit<LoadJob, "url" | "caPe
   const failures = Object.values(load.errors).reduce((sum, n) => sum + n, 0);
   if (failures > 0) throw new Error(`${failures} calls failed (${JSON.stringify(load.errors)}); first: ${load.firstError}`);
   if (load.leasesVerified < Math.min(job.verifySamples, load.completed)) throw new Error(`only ${load.leasesVerified} leases verified`);
-  return { load, cpu: { ...cpu, loadgen_pct: load.cpuPct }, rssMb: round(peakRssMb(service.pid)) };
+  return { load, cpu: { ...cpu, loadgen_pct: load.cpuPct }, rssMb: round(peakRssMb(service.pid)), busyBefore };
 }
 
-async function runPgbench(baseline: Baseline, script: "spread" | "hot"): Promise<{ result: PgbenchResult; cpu: CpuShare }> {
+async function runPgbench(baseline: Baseline, script: "spread" | "hot"): Promise<{ result: PgbenchResult; cpu: CpuShare; busyBefore: number }> {
+  const busyBefore = await quiet();
   const pids: number[] = [];
   let stopWindow: (() => CpuShare) | undefined;
   const timer = setTimeout(() => (stopWindow = startCpuWindow(null, () => pids)), WARMUP_SECONDS * 1000 + 300);
@@ -139,10 +143,11 @@ async function runPgbench(baseline: Baseline, script: "spread" | "hot"): Promise
   clearTimeout(endTimer);
   cpu ??= stopWindow?.();
   if (result.failed > 0) throw new Error(`pgbench: ${result.failed} failed transactions`);
-  return { result, cpu: cpu! };
+  return { result, cpu: cpu!, busyBefore };
 }
 
-async function runDaily(service: RunningService, fixture: Fixture, leasesPerBatch: number): Promise<{ result: DailyCheckResult; cpu: CpuShare; rssMb: number }> {
+async function runDaily(service: RunningService, fixture: Fixture, leasesPerBatch: number): Promise<{ result: DailyCheckResult; cpu: CpuShare; rssMb: number; busyBefore: number }> {
+  const busyBefore = await quiet();
   const pids: number[] = [];
   resetPeakRss(service.pid);
   let stopWindow: (() => CpuShare) | undefined;
@@ -162,7 +167,7 @@ async function runDaily(service: RunningService, fixture: Fixture, leasesPerBatc
   clearTimeout(endTimer);
   cpu ??= stopWindow?.();
   if (result.failed > 0) throw new Error(`daily check: ${result.failed} batches failed`);
-  return { result, cpu: cpu!, rssMb: round(peakRssMb(service.pid)) };
+  return { result, cpu: cpu!, rssMb: round(peakRssMb(service.pid)), busyBefore };
 }
 
 const spreadJob = (fixture: Fixture, seconds = SECONDS, warmupSeconds = WARMUP_SECONDS) => ({
@@ -188,7 +193,7 @@ const hotJob = (fixture: Fixture, seconds = SECONDS, warmupSeconds = WARMUP_SECO
 async function main(): Promise<void> {
   await preflight();
   const started = Date.now();
-  const background = await backgroundBusyPct(2_000);
+  const background = await machineBusyPct(2_000);
   log(`machine busy before start (other work): ${background}%`);
 
   log("building the service bundle (deploy/build.ts)");
@@ -208,7 +213,7 @@ async function main(): Promise<void> {
     service = await startService(settings);
     log(`service pid ${service.pid} at ${service.publicUrl}; seeding ${PLAN.spreadPools} + 2 pools, ${PLAN.spreadPools + PLAN.hotServers + PLAN.dailyServers} servers`);
     const seedStart = Date.now();
-    fixture = await seed({ internalUrl: service.internalUrl, publicUrl: service.publicUrl, caPem: keys.tls.cert, tokens: keys.tokens, plan: PLAN });
+    fixture = await seed({ internalUrl: service.internalUrl, publicUrl: service.publicUrl, caPem: keys.tls.cert, tokens: keys.tokens, staff: keys.staff, plan: PLAN });
     const pinned = [{ keyId: service.leaseKey.keyId, publicKey: new Uint8Array(Buffer.from(service.leaseKey.publicKeyBase64, "base64")) }];
     const leasesPerBatch = await verifyDailyBatch({ publicUrl: service.publicUrl, caPem: keys.tls.cert, server: fixture.daily[0]!, encoders: PLAN.encodersPerBatch, pinned });
     log(`seeded in ${round((Date.now() - seedStart) / 1000)} s; one daily batch signs ${leasesPerBatch} leases (verified)`);
@@ -221,16 +226,16 @@ async function main(): Promise<void> {
       // CLS and its baseline side by side, alternating, so drift on the machine hits both.
       const spread = await runLoad(service, spreadJob(fixture), keys.tls.cert);
       const spreadBase = await runPgbench(baseline, "spread");
-      spreadRuns.push({ cls_per_s: spread.load.perSecond, baseline_per_s: spreadBase.result.tps, p50_ms: spread.load.latencyMs.p50, p99_ms: spread.load.latencyMs.p99, rss_mb: spread.rssMb, cpu_cls: spread.cpu, cpu_baseline: spreadBase.cpu });
+      spreadRuns.push({ cls_per_s: spread.load.perSecond, baseline_per_s: spreadBase.result.tps, p50_ms: spread.load.latencyMs.p50, p99_ms: spread.load.latencyMs.p99, rss_mb: spread.rssMb, cpu_cls: spread.cpu, cpu_baseline: spreadBase.cpu, busy_before_pct: [spread.busyBefore, spreadBase.busyBefore] });
       log(`run ${run} acquire-spread: CLS ${spread.load.perSecond}/s (p99 ${spread.load.latencyMs.p99} ms) vs pgbench ${spreadBase.result.tps}/s; service CPU ${spread.cpu.service_pct}%`);
 
       const hot = await runLoad(service, hotJob(fixture), keys.tls.cert);
       const hotBase = await runPgbench(baseline, "hot");
-      hotRuns.push({ cls_per_s: hot.load.perSecond, baseline_per_s: hotBase.result.tps, p50_ms: hot.load.latencyMs.p50, p99_ms: hot.load.latencyMs.p99, rss_mb: hot.rssMb, cpu_cls: hot.cpu, cpu_baseline: hotBase.cpu });
+      hotRuns.push({ cls_per_s: hot.load.perSecond, baseline_per_s: hotBase.result.tps, p50_ms: hot.load.latencyMs.p50, p99_ms: hot.load.latencyMs.p99, rss_mb: hot.rssMb, cpu_cls: hot.cpu, cpu_baseline: hotBase.cpu, busy_before_pct: [hot.busyBefore, hotBase.busyBefore] });
       log(`run ${run} acquire-hot: CLS ${hot.load.perSecond}/s (p99 ${hot.load.latencyMs.p99} ms) vs pgbench ${hotBase.result.tps}/s; service CPU ${hot.cpu.service_pct}%`);
 
       const daily = await runDaily(service, fixture, leasesPerBatch);
-      dailyRuns.push({ cls_per_s: daily.result.encodersPerSecond, baseline_per_s: null, p50_ms: null, p99_ms: null, rss_mb: daily.rssMb, cpu_cls: daily.cpu, cpu_baseline: null, extra: { ...daily.result } });
+      dailyRuns.push({ cls_per_s: daily.result.encodersPerSecond, baseline_per_s: null, p50_ms: null, p99_ms: null, rss_mb: daily.rssMb, cpu_cls: daily.cpu, cpu_baseline: null, busy_before_pct: [daily.busyBefore], extra: { ...daily.result } });
       log(`run ${run} daily-check-batch: ${daily.result.encodersPerSecond} encoder checks/s, ${daily.result.leasesPerSecond} leases/s (batch ${daily.result.batchMeanMs} ms)`);
     }
 
@@ -241,7 +246,7 @@ async function main(): Promise<void> {
     for (let run = 1; run <= RUNS; run++) {
       const { connections, warmupMs, durationMs, targets, pick, verifySamples } = spreadJob(fixture);
       const open = await runLoad(service, { connections, ratePerSecond: rate, warmupMs, durationMs, targets, pick, verifySamples }, keys.tls.cert);
-      latencyRuns.push({ cls_per_s: open.load.perSecond, baseline_per_s: null, p50_ms: open.load.latencyMs.p50, p99_ms: open.load.latencyMs.p99, rss_mb: open.rssMb, cpu_cls: open.cpu, cpu_baseline: null, extra: { rate_per_s: rate, p90_ms: open.load.latencyMs.p90, max_ms: open.load.latencyMs.max, max_in_flight: open.load.maxInFlight } });
+      latencyRuns.push({ cls_per_s: open.load.perSecond, baseline_per_s: null, p50_ms: open.load.latencyMs.p50, p99_ms: open.load.latencyMs.p99, rss_mb: open.rssMb, cpu_cls: open.cpu, cpu_baseline: null, busy_before_pct: [open.busyBefore], extra: { rate_per_s: rate, p90_ms: open.load.latencyMs.p90, max_ms: open.load.latencyMs.max, max_in_flight: open.load.maxInFlight } });
       log(`run ${run} latency at ${rate}/s: p50 ${open.load.latencyMs.p50} ms, p99 ${open.load.latencyMs.p99} ms (achieved ${open.load.perSecond}/s)`);
     }
     const peakRss = Math.max(...[...spreadRuns, ...hotRuns, ...dailyRuns, ...latencyRuns].map((r) => r.rss_mb ?? 0));

@@ -65,9 +65,17 @@ async function inParallel<T>(items: readonly T[], limit: number, work: (item: T,
   );
 }
 
-export async function seed(options: { internalUrl: string; publicUrl: string; caPem: string; tokens: TokenIssuer; plan: SeedPlan }): Promise<Fixture> {
+export async function seed(options: {
+  internalUrl: string;
+  publicUrl: string;
+  caPem: string;
+  tokens: TokenIssuer;
+  /** The vendor-tool identity the service trusts on its internal port. */
+  staff: { actor: string; privateKeyPem: string };
+  plan: SeedPlan;
+}): Promise<Fixture> {
   const { plan, tokens } = options;
-  const vendor = createVendorClient(AllocationAdminService, options.internalUrl, { actor: "staff:bench@vendor.example", deadlineMs: 30_000 });
+  const vendor = createVendorClient(AllocationAdminService, options.internalUrl, { ...options.staff, deadlineMs: 30_000 });
   const sessions = await Promise.all(Array.from({ length: 8 }, () => openSession(options.publicUrl, options.caPem)));
   try {
     const accountId = newId("acc");

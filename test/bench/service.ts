@@ -3,6 +3,7 @@
  * (`deploy/build.ts`, esbuild bundle), migrated and started as its own process with
  * production settings (Postgres, Redis, TLS, LOG_LEVEL=warn, the chart's connection budget).
  */
+import { createPublicKey } from "node:crypto";
 import { createServer as createNetServer, type AddressInfo } from "node:net";
 import http2 from "node:http2";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -35,6 +36,12 @@ export interface BenchKeys {
   tokenVerifyKeysFile: string;
   /** Issues access tokens the service accepts, as server-identity would. */
   tokens: TokenIssuer;
+  /** The vendor-tool identity the bench seeds with on the internal port, and its key. */
+  staff: { actor: string; privateKeyPem: string };
+  /** Actor → public key of the internal callers the service trusts (the bench's staff actor). */
+  trustedCallersFile: string;
+  /** The service's own key for its calls to other services (the notification stub). */
+  serviceSigningKeyFile: string;
 }
 
 export async function prepareKeys(): Promise<BenchKeys> {
@@ -46,7 +53,22 @@ export async function prepareKeys(): Promise<BenchKeys> {
   const tokens = createTokenIssuer(generateEd25519PrivateKeyPem(), { clock: systemClock(), ttlMs: 3_600_000 });
   const tokenVerifyKeysFile = join(dir, "token-verify.pem");
   writeFileSync(tokenVerifyKeysFile, tokens.publicKeyPem);
-  return { tls, tlsCertFile: join(dir, "tls", "tls.crt"), tlsKeyFile: join(dir, "tls", "tls.key"), leaseKeyFile, tokenVerifyKeysFile, tokens };
+  const staff = { actor: "staff:bench@vendor.example", privateKeyPem: generateEd25519PrivateKeyPem() };
+  const trustedCallersFile = join(dir, "internal-trusted-callers.json");
+  writeFileSync(trustedCallersFile, JSON.stringify({ [staff.actor]: createPublicKey(staff.privateKeyPem).export({ format: "pem", type: "spki" }).toString() }));
+  const serviceSigningKeyFile = join(dir, "service-signing.pem");
+  writeFileSync(serviceSigningKeyFile, generateEd25519PrivateKeyPem(), { mode: 0o600 });
+  return {
+    tls,
+    tlsCertFile: join(dir, "tls", "tls.crt"),
+    tlsKeyFile: join(dir, "tls", "tls.key"),
+    leaseKeyFile,
+    tokenVerifyKeysFile,
+    tokens,
+    staff,
+    trustedCallersFile,
+    serviceSigningKeyFile,
+  };
 }
 
 /** Bundles the services into dist/bench/build; returns the allocation bundle's path. */
@@ -107,7 +129,7 @@ export interface RunningService {
   stop(): Promise<void>;
 }
 
-function serviceEnv(settings: ServiceSettings, ports: { public: number; internal: number }): Record<string, string> {
+function serviceEnv(settings: ServiceSettings, ports: { public: number; internal: number; metrics: number }): Record<string, string> {
   return {
     NODE_OPTIONS: "--enable-source-maps", // as the image sets it (deploy/Dockerfile)
     NODE_ENV: "production",
@@ -116,9 +138,13 @@ function serviceEnv(settings: ServiceSettings, ports: { public: number; internal
     REDIS_URL: settings.redisUrl,
     PUBLIC_PORT: String(ports.public),
     INTERNAL_PORT: String(ports.internal),
+    // Prometheus /metrics stays on, as in production, on a port of its own.
+    METRICS_PORT: String(ports.metrics),
     TLS_CERT_FILE: settings.keys.tlsCertFile,
     TLS_KEY_FILE: settings.keys.tlsKeyFile,
     TOKEN_VERIFY_KEYS_FILE: settings.keys.tokenVerifyKeysFile,
+    INTERNAL_TRUSTED_CALLERS_FILE: settings.keys.trustedCallersFile,
+    SERVICE_SIGNING_KEY_FILE: settings.keys.serviceSigningKeyFile,
     LEASE_SIGNING_KEY_FILE: settings.keys.leaseKeyFile,
     NOTIFICATION_INTERNAL_URL: settings.notificationUrl,
     LOG_LEVEL: "warn",
@@ -127,14 +153,14 @@ function serviceEnv(settings: ServiceSettings, ports: { public: number; internal
 
 /** `allocation.mjs migrate` against the bench database. */
 export async function migrateService(settings: ServiceSettings): Promise<void> {
-  const child = startProcess(process.execPath, [settings.bundle, "migrate"], serviceEnv(settings, { public: 0, internal: 0 }));
+  const child = startProcess(process.execPath, [settings.bundle, "migrate"], serviceEnv(settings, { public: 0, internal: 0, metrics: 0 }));
   const code = await new Promise<number | null>((done) => child.child.once("exit", done));
   if (code !== 0) throw new Error(`allocation migrate exited ${code}:\n${child.output()}`);
 }
 
 /** Starts `allocation.mjs serve` and waits until its public port answers GetLeaseKey. */
 export async function startService(settings: ServiceSettings, options: { cpuProfile?: { dir: string; name: string } } = {}): Promise<RunningService> {
-  const ports = { public: await freePort(), internal: await freePort() };
+  const ports = { public: await freePort(), internal: await freePort(), metrics: await freePort() };
   const nodeArgs = options.cpuProfile ? ["--cpu-prof", `--cpu-prof-dir=${options.cpuProfile.dir}`, `--cpu-prof-name=${options.cpuProfile.name}`] : [];
   const started: StartedProcess = startProcess(process.execPath, [...nodeArgs, settings.bundle, "serve"], serviceEnv(settings, ports));
   const publicUrl = `https://127.0.0.1:${ports.public}`;

@@ -101,41 +101,60 @@ export interface CpuShare {
   other_pct: number;
 }
 
+/** Follows the CPU of a changing set of processes: first and last value seen per process. */
+class CpuTracker {
+  readonly #first = new Map<number, number>();
+  readonly #last = new Map<number, number>();
+  constructor(private readonly pids: () => number[]) {
+    this.sample();
+  }
+  sample(): void {
+    for (const pid of this.pids()) {
+      const seconds = processCpuSeconds(pid);
+      if (seconds <= 0 && !this.#first.has(pid)) continue;
+      if (!this.#first.has(pid)) this.#first.set(pid, seconds);
+      // A process that has exited reads 0: keep its last real value.
+      if (seconds > 0) this.#last.set(pid, seconds);
+    }
+  }
+  /** CPU seconds used between the first and last samples (processes that exited count until then). */
+  seconds(): number {
+    let total = 0;
+    for (const [pid, first] of this.#first) total += Math.max(0, (this.#last.get(pid) ?? first) - first);
+    return total;
+  }
+  get seen(): number {
+    return this.#first.size;
+  }
+}
+
 /** Starts measuring CPU by group; call the returned function at the end of the window. */
 export function startCpuWindow(servicePid: number | null, loadgenPids: () => number[]): () => CpuShare {
-  const postgres = () => pidsNamed("postgres").reduce((sum, pid) => sum + processCpuSeconds(pid), 0);
-  const redis = () => pidsNamed("redis-server").reduce((sum, pid) => sum + processCpuSeconds(pid), 0);
-  const service = () => (servicePid === null ? 0 : processCpuSeconds(servicePid));
   const startWall = performance.now();
-  const start = { service: service(), postgres: postgres(), redis: redis(), machine: machineCpuSeconds() };
-  // First and last CPU seen per load-generator process: one that exits keeps its last sample.
-  const loadgenStart = new Map<number, number>();
-  const loadgenLast = new Map<number, number>();
-  const noteLoadgen = () => {
-    for (const pid of loadgenPids()) {
-      const seconds = processCpuSeconds(pid);
-      if (seconds === 0) continue;
-      if (!loadgenStart.has(pid)) loadgenStart.set(pid, seconds);
-      loadgenLast.set(pid, seconds);
-    }
+  const startMachine = machineCpuSeconds();
+  const groups = {
+    service: new CpuTracker(() => (servicePid === null ? [] : [servicePid])),
+    postgres: new CpuTracker(() => pidsNamed("postgres")),
+    redis: new CpuTracker(() => pidsNamed("redis-server")),
+    loadgen: new CpuTracker(loadgenPids),
   };
-  noteLoadgen();
-  const timer = setInterval(noteLoadgen, 200);
+  const sampleAll = () => {
+    for (const group of Object.values(groups)) group.sample();
+  };
+  const timer = setInterval(sampleAll, 250);
   timer.unref();
   return () => {
     clearInterval(timer);
-    noteLoadgen();
+    sampleAll();
     const wall = (performance.now() - startWall) / 1000;
     const machine = machineCpuSeconds();
-    const cores = (machine.total - start.machine.total) / wall;
+    const cores = (machine.total - startMachine.total) / wall;
     const pct = (seconds: number) => round((100 * seconds) / wall);
-    const servicePct = servicePid === null ? null : pct(service() - start.service);
-    const postgresPct = pct(postgres() - start.postgres);
-    const redisPct = pct(redis() - start.redis);
-    let loadgen = 0;
-    for (const [pid, before] of loadgenStart) loadgen += Math.max(0, (loadgenLast.get(pid) ?? before) - before);
-    const loadgenPct = loadgenStart.size === 0 ? null : pct(loadgen);
-    const busyCorePct = pct(machine.busy - start.machine.busy);
+    const servicePct = servicePid === null ? null : pct(groups.service.seconds());
+    const postgresPct = pct(groups.postgres.seconds());
+    const redisPct = pct(groups.redis.seconds());
+    const loadgenPct = groups.loadgen.seen === 0 ? null : pct(groups.loadgen.seconds());
+    const busyCorePct = pct(machine.busy - startMachine.busy);
     const known = (servicePct ?? 0) + postgresPct + redisPct + (loadgenPct ?? 0);
     return {
       service_pct: servicePct,
@@ -146,4 +165,25 @@ export function startCpuWindow(servicePid: number | null, loadgenPids: () => num
       other_pct: round(Math.max(0, busyCorePct - known)),
     };
   };
+}
+
+/** Busy share of the whole machine over `ms`, percent of all cores. */
+export async function machineBusyPct(ms: number): Promise<number> {
+  const before = machineCpuSeconds();
+  await new Promise((done) => setTimeout(done, ms));
+  const after = machineCpuSeconds();
+  return round((100 * (after.busy - before.busy)) / Math.max(0.001, after.total - before.total));
+}
+
+/**
+ * Waits until the machine is quiet (busy below `maxBusyPct` over one second), for at most
+ * `timeoutMs`; returns the last busy share seen. The benchmark shares its cores with
+ * whatever else runs here, and a busy neighbour halves what the service can do.
+ */
+export async function waitForQuiet(maxBusyPct: number, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const busy = await machineBusyPct(1_000);
+    if (busy <= maxBusyPct || Date.now() >= deadline) return busy;
+  }
 }

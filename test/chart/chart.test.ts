@@ -10,6 +10,7 @@ import {
   PRODUCTION_VALUES,
   renderChart,
   undocumentedValues,
+  unknownFieldProblems,
   validateAll,
 } from "./chart.js";
 import { badRenders, goodRenders } from "./cases.js";
@@ -38,6 +39,9 @@ describe("helm/cls", () => {
     it("into objects valid against the Kubernetes API schemas", () => {
       expect(result.objects.length).toBeGreaterThan(0);
       expect(validateAll(result.objects)).toEqual([]);
+    });
+    it("with no field the Kubernetes API does not define", () => {
+      expect(unknownFieldProblems(result.objects)).toEqual([]);
     });
     it("into objects that agree with each other", () => {
       expect(consistencyProblems(result.objects)).toEqual([]);

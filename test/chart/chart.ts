@@ -9,6 +9,7 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import ts from "typescript";
 import { parseAllDocuments, parseDocument } from "yaml";
 import { Service, ServiceAccount, Secret, ConfigMap } from "kubernetes-models/v1";
 import { Deployment } from "kubernetes-models/apps/v1";
@@ -111,6 +112,79 @@ export function schemaProblems(object: K8sObject): string[] {
   } catch (error) {
     return [`${name}: ${(error as Error).message}`];
   }
+}
+
+/** Where each kind's TypeScript type lives: the same generated API definitions as the schemas. */
+const TYPES: Record<string, { module: string; type: string }> = {
+  "v1/Service": { module: "kubernetes-models/v1/Service", type: "IService" },
+  "v1/ServiceAccount": { module: "kubernetes-models/v1/ServiceAccount", type: "IServiceAccount" },
+  "v1/Secret": { module: "kubernetes-models/v1/Secret", type: "ISecret" },
+  "v1/ConfigMap": { module: "kubernetes-models/v1/ConfigMap", type: "IConfigMap" },
+  "apps/v1/Deployment": { module: "kubernetes-models/apps/v1/Deployment", type: "IDeployment" },
+  "batch/v1/Job": { module: "kubernetes-models/batch/v1/Job", type: "IJob" },
+  "autoscaling/v2/HorizontalPodAutoscaler": { module: "kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler", type: "IHorizontalPodAutoscaler" },
+  "policy/v1/PodDisruptionBudget": { module: "kubernetes-models/policy/v1/PodDisruptionBudget", type: "IPodDisruptionBudget" },
+  "networking.k8s.io/v1/Ingress": { module: "kubernetes-models/networking.k8s.io/v1/Ingress", type: "IIngress" },
+  "networking.k8s.io/v1/NetworkPolicy": { module: "kubernetes-models/networking.k8s.io/v1/NetworkPolicy", type: "INetworkPolicy" },
+  "monitoring.coreos.com/v1/PrometheusRule": { module: "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule", type: "IPrometheusRule" },
+};
+
+/**
+ * Fields the API does not define (a misspelt `readOnlyRootFileSystem`, a field at the wrong
+ * level). The JSON schemas allow unknown fields, as the API server's non-strict mode does, so
+ * this asks TypeScript instead: each object becomes an object literal typed with the API's
+ * generated interface, whose excess-property checks name every field the API lacks.
+ */
+export function unknownFieldProblems(objects: readonly K8sObject[]): string[] {
+  const fileName = join(repoRoot, "test", "chart", "__rendered_objects__.ts");
+  const lines: string[] = [];
+  const owners: { line: number; name: string }[] = [];
+  const imported = new Set<string>();
+  const problems: string[] = [];
+  objects.forEach((object, index) => {
+    const key = `${object.apiVersion}/${object.kind}`;
+    const type = TYPES[key];
+    if (!type) {
+      problems.push(`${object.kind} ${object.metadata?.name}: no type known for ${key}`);
+      return;
+    }
+    const alias = `T${Object.keys(TYPES).indexOf(key)}`;
+    if (!imported.has(alias)) {
+      lines.unshift(`import type { ${type.type} as ${alias} } from ${JSON.stringify(type.module)};`);
+      imported.add(alias);
+      for (const owner of owners) owner.line += 1;
+    }
+    owners.push({ line: lines.length, name: `${object.kind} ${object.metadata?.name}` });
+    lines.push(...`export const o${index}: ${alias} = ${JSON.stringify(object, null, 2)};`.split("\n"));
+  });
+  const source = lines.join("\n");
+  const options: ts.CompilerOptions = {
+    strict: true,
+    noEmit: true,
+    skipLibCheck: true,
+    target: ts.ScriptTarget.ES2022,
+    module: ts.ModuleKind.Preserve,
+    moduleResolution: ts.ModuleResolutionKind.Bundler,
+    types: [],
+  };
+  const host = ts.createCompilerHost(options);
+  const getSourceFile = host.getSourceFile.bind(host);
+  host.getSourceFile = (name, language, ...rest) =>
+    name === fileName ? ts.createSourceFile(name, source, language) : getSourceFile(name, language, ...rest);
+  const fileExists = host.fileExists.bind(host);
+  host.fileExists = (name) => name === fileName || fileExists(name);
+  const program = ts.createProgram([fileName], options, host);
+  for (const diagnostic of ts.getPreEmitDiagnostics(program)) {
+    const message = ts.flattenDiagnosticMessageText(diagnostic.messageText, " ");
+    if (diagnostic.file?.fileName !== fileName || diagnostic.start === undefined) {
+      problems.push(message);
+      continue;
+    }
+    const { line } = diagnostic.file.getLineAndCharacterOfPosition(diagnostic.start);
+    const owner = [...owners].reverse().find((candidate) => candidate.line <= line);
+    problems.push(`${owner?.name ?? "?"}: ${lines[line]?.trim()} — ${message}`);
+  }
+  return problems;
 }
 
 /** Every object's schema problems. */

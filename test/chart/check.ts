@@ -4,7 +4,18 @@
  * checks the objects agree with each other, and checks that contradictory or invalid values
  * are refused. Exits non-zero, listing the problems, when anything is wrong.
  */
-import { appVersionProblem, consistencyProblems, DEV_VALUES, KUBE_VERSION, lintChart, PRODUCTION_VALUES, renderChart, undocumentedValues, validateAll } from "./chart.js";
+import {
+  appVersionProblem,
+  consistencyProblems,
+  DEV_VALUES,
+  KUBE_VERSION,
+  lintChart,
+  PRODUCTION_VALUES,
+  renderChart,
+  undocumentedValues,
+  unknownFieldProblems,
+  validateAll,
+} from "./chart.js";
 import { badRenders, goodRenders } from "./cases.js";
 
 let failed = 0;
@@ -33,6 +44,7 @@ for (const render of goodRenders) {
   }
   report(`renders: ${render.name} (${result.objects.length} objects)`, []);
   report(`  every object valid against the Kubernetes ${KUBE_VERSION} API schemas`, validateAll(result.objects));
+  report(`  no field the Kubernetes API does not define`, unknownFieldProblems(result.objects));
   report(`  objects consistent (ports, selectors, security, probes)`, consistencyProblems(result.objects));
 }
 for (const render of badRenders) {

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { LOCAL_STAFF_ACTOR } from "@cls/all-in-one";
 import { EdgeVisClient, spkiPinOfPem } from "@cls/edgevis-client";
 import { AllocationService, EncoderKind, NotificationService, PoolAdminService, PoolService, ServerIdentityAdminService, ServerIdentityService } from "@cls/proto";
 import { createVendorClient } from "@cls/vendor-client";
@@ -56,7 +57,8 @@ describe("npm start on embedded defaults", () => {
       expect({ service: service.typeName, status, json }).toEqual({ service: service.typeName, status: 200, json: { status: "SERVING" } });
     }
 
-    const staff = { actor: "staff:test@vendor.example" };
+    // The embedded default trusts one local staff key, made on first start in the data folder.
+    const staff = { actor: LOCAL_STAFF_ACTOR, privateKeyPem: readFileSync(join(dataDir, "keys", "staff.pem"), "utf8") };
     const pools = createVendorClient(PoolAdminService, first.internal, staff);
     const identity = createVendorClient(ServerIdentityAdminService, first.internal, staff);
     const { account } = await pools.createAccount({ name: "Embedded Co" });

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startFaultHarness, type FaultHarness } from "./support/harness.js";
+import { closeFaultHarnesses, startFaultHarness, type FaultHarness } from "./support/harness.js";
 import { waitUntil } from "./support/processes.js";
 import { report } from "./support/report.js";
 
@@ -10,7 +10,7 @@ describe("fault: a replica killed with SIGKILL mid-request", () => {
     h = await startFaultHarness({ postgres: "shared", redis: "private" });
   });
   afterAll(async () => {
-    await h?.close();
+    await closeFaultHarnesses();
   });
 
   it("never over-allocates, loses no acknowledged allocation and never allocates twice for a retry", async () => {

@@ -1,7 +1,7 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { randomBytes } from "node:crypto";
+import { createPublicKey, randomBytes } from "node:crypto";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { migrateAll, startMesh, type MeshLayout, type RunningMesh } from "@cls/all-in-one";
 import { createRedisRevocationList } from "@cls/auth";
@@ -17,6 +17,14 @@ import { TEST_REDIS_URL } from "./env.js";
 import { startIngress } from "./ingress.js";
 
 /** A running CLS on a fresh database and real Redis, with vendor tools and a way to make EdgeVis Servers. */
+/** The vendor staff member the test mesh trusts on its internal ports. */
+export const STAFF_ACTOR = "staff:test@vendor.example";
+
+/** The PEM public key of a PEM private key. */
+export function publicPemOf(privateKeyPem: string): string {
+  return createPublicKey(privateKeyPem).export({ type: "spki", format: "pem" }).toString();
+}
+
 export interface TestMesh {
   mesh: RunningMesh;
   /** The one public HTTPS address EdgeVis Servers use. */
@@ -24,6 +32,8 @@ export interface TestMesh {
   database: TestDatabase;
   clock: ManualClock;
   tls: TlsMaterial;
+  /** The trusted staff member's private key, for making more vendor clients. */
+  staffKeyPem: string;
   vendor: {
     pools: VendorClient<typeof PoolAdminService>;
     identity: VendorClient<typeof ServerIdentityAdminService>;
@@ -41,6 +51,7 @@ export async function startTestMesh(options: { layout?: MeshLayout; clock?: Manu
   const clock = options.clock ?? new ManualClock(new Date());
   const locks = createRedisLockService({ url: TEST_REDIS_URL, prefix: `cls-test:${randomBytes(4).toString("hex")}:` });
   const tls = await loadOrCreateSelfSignedTls(mkdtempSync(join(tmpdir(), "cls-tls-")));
+  const staffKeyPem = generateEd25519PrivateKeyPem();
   const mesh = await startMesh({
     database: database.handle,
     locks,
@@ -52,6 +63,7 @@ export async function startTestMesh(options: { layout?: MeshLayout; clock?: Manu
     tls,
     leaseSigningKeyPem: generateEd25519PrivateKeyPem(),
     tokenSigningKeyPem: generateEd25519PrivateKeyPem(),
+    trustedCallers: [{ actor: STAFF_ACTOR, publicKeyPem: publicPemOf(staffKeyPem) }],
     layout: options.layout ?? "port-per-service",
     publicPort: 0,
     internalPort: 0,
@@ -68,7 +80,7 @@ export async function startTestMesh(options: { layout?: MeshLayout; clock?: Manu
       { pathPrefix: "/cls.notification.v1.", target: mesh.urls.notification.publicUrl },
     ],
   });
-  const actor = { actor: "staff:test@vendor.example" };
+  const actor = { actor: STAFF_ACTOR, privateKeyPem: staffKeyPem };
   const vendor = {
     pools: createVendorClient(PoolAdminService, mesh.urls.pool.internalUrl, actor),
     identity: createVendorClient(ServerIdentityAdminService, mesh.urls["server-identity"].internalUrl, actor),
@@ -82,6 +94,7 @@ export async function startTestMesh(options: { layout?: MeshLayout; clock?: Manu
     database,
     clock,
     tls,
+    staffKeyPem,
     vendor,
     edgeVisServer() {
       return new EdgeVisClient({

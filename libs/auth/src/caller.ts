@@ -24,3 +24,6 @@ export const callerKey = createContextKey<Caller | undefined>(undefined, { descr
 export function revocationSubject(caller: Caller): string {
   return caller.kind === "server" ? `server:${caller.serverId}` : `apikey:${caller.apiKeyId}`;
 }
+
+/** The proven actor of an internal call (staff or service), set by the internal auth interceptor. */
+export const internalActorKey = createContextKey<string | undefined>(undefined, { description: "internal caller" });

@@ -1,4 +1,4 @@
-export { callerKey, revocationSubject, type Caller, type ServerCaller, type CustomerCaller } from "./caller.js";
+export { callerKey, internalActorKey, revocationSubject, type Caller, type ServerCaller, type CustomerCaller } from "./caller.js";
 export {
   createTokenIssuer,
   createTokenVerifier,
@@ -8,3 +8,11 @@ export {
   type IssuedToken,
 } from "./tokens.js";
 export { createRedisRevocationList, createInProcessRevocationList, type RevocationList } from "./revocations.js";
+export {
+  createInternalSigner,
+  createInternalVerifier,
+  parseTrustedCallers,
+  type InternalSigner,
+  type InternalVerifier,
+  type TrustedCaller,
+} from "./internal-tokens.js";

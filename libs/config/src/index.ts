@@ -56,6 +56,10 @@ export const serviceBaseShape = {
   /** PEM certificate chain and key of the public port. */
   TLS_CERT_FILE: z.string().optional(),
   TLS_KEY_FILE: z.string().optional(),
+  /** JSON object of trusted internal callers: actor (staff:… or service:…) → PEM public key. */
+  INTERNAL_TRUSTED_CALLERS_FILE: z.string().optional(),
+  /** This service's Ed25519 PKCS#8 PEM, proving `service:<name>` on calls to other services. */
+  SERVICE_SIGNING_KEY_FILE: z.string().optional(),
   /** PEM public key(s) that verify access tokens (several during a rotation). */
   TOKEN_VERIFY_KEYS_FILE: z.string().optional(),
   LOG_LEVEL: logLevel(),

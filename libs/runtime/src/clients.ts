@@ -1,15 +1,13 @@
 import type { DescService } from "@bufbuild/protobuf";
 import { createClient, createRouterTransport, type Client, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
+import type { InternalSigner } from "@cls/auth";
 import { telemetryInterceptor, tracingClientInterceptor, type ServiceBinding } from "@cls/server";
 
-/**
- * A client for another service's internal gRPC port. `actor` names this service in the
- * other's audit trail.
- */
-export function internalGrpcClient<S extends DescService>(service: S, baseUrl: string, actor: string): Client<S> {
-  const identify: Interceptor = (next) => (req) => {
-    req.header.set("x-cls-actor", actor);
+/** A client for another service's internal gRPC port, proving this service's identity on every call. */
+export function internalGrpcClient<S extends DescService>(service: S, baseUrl: string, signer: InternalSigner): Client<S> {
+  const identify: Interceptor = (next) => async (req) => {
+    req.header.set("authorization", `Bearer ${await signer.token()}`);
     return next(req);
   };
   return createClient(service, createGrpcTransport({ baseUrl, interceptors: [tracingClientInterceptor(), identify], defaultTimeoutMs: 10_000 }));

@@ -3,11 +3,20 @@ import type { Clock } from "@cls/clock";
 import { systemClock } from "@cls/clock";
 import type { serviceBaseShape } from "@cls/config";
 import { migrateSchema, type MigrationSet } from "@cls/db";
-import { createTokenVerifier, parsePublicKeysPem, type TokenVerifier } from "@cls/auth";
+import {
+  createInternalSigner,
+  createInternalVerifier,
+  createTokenVerifier,
+  parsePublicKeysPem,
+  parseTrustedCallers,
+  type InternalSigner,
+  type TokenVerifier,
+} from "@cls/auth";
 import {
   authInterceptor,
   createLogger,
   exitOnSignals,
+  internalAuthInterceptor,
   loadOrCreateSelfSignedTls,
   startServers,
   type Logger,
@@ -23,6 +32,8 @@ export interface BuildContext {
   logger: Logger;
   clock: Clock;
   tokenVerifier: TokenVerifier;
+  /** This service's internal credential, for calling other services (needs SERVICE_SIGNING_KEY_FILE). */
+  serviceSigner(): InternalSigner;
 }
 
 export interface StandaloneOptions {
@@ -75,7 +86,17 @@ export async function runStandaloneService(options: StandaloneOptions): Promise<
     if (!config.TOKEN_VERIFY_KEYS_FILE) throw new Error("TOKEN_VERIFY_KEYS_FILE: required, the PEM public key(s) of server-identity's token key");
     tokenVerifier = createTokenVerifier(parsePublicKeysPem(readConfiguredFile("TOKEN_VERIFY_KEYS_FILE", config.TOKEN_VERIFY_KEYS_FILE)), { clock });
   }
-  const module = await options.build({ infrastructure, logger, clock, tokenVerifier });
+  if (!config.INTERNAL_TRUSTED_CALLERS_FILE) {
+    throw new Error("INTERNAL_TRUSTED_CALLERS_FILE: required, the JSON of staff and service public keys allowed on the internal port");
+  }
+  const internalVerifier = createInternalVerifier(parseTrustedCallers(readConfiguredFile("INTERNAL_TRUSTED_CALLERS_FILE", config.INTERNAL_TRUSTED_CALLERS_FILE)));
+  let signer: InternalSigner | undefined;
+  const serviceSigner = () => {
+    if (!config.SERVICE_SIGNING_KEY_FILE) throw new Error(`SERVICE_SIGNING_KEY_FILE: required, ${name} calls other services and proves itself as service:${name}`);
+    signer ??= createInternalSigner(`service:${name}`, readConfiguredFile("SERVICE_SIGNING_KEY_FILE", config.SERVICE_SIGNING_KEY_FILE));
+    return signer;
+  };
+  const module = await options.build({ infrastructure, logger, clock, tokenVerifier, serviceSigner });
   const servers = await startServers({
     logger,
     public: {
@@ -84,7 +105,7 @@ export async function runStandaloneService(options: StandaloneOptions): Promise<
       services: module.publicServices,
       interceptors: [authInterceptor(tokenVerifier, new Set(module.anonymousMethods), infrastructure.revocations, logger)],
     },
-    internal: { port: config.INTERNAL_PORT, services: module.internalServices },
+    internal: { port: config.INTERNAL_PORT, services: module.internalServices, interceptors: [internalAuthInterceptor(internalVerifier)] },
     readiness: infrastructure.readiness,
   });
   logger.info({ public_url: servers.publicUrl, internal_url: servers.internalUrl }, `${name} serving`);

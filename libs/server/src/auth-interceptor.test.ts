@@ -179,20 +179,4 @@ describe("requireCaller and actorOf", () => {
     const error = await refusal(createClient(PoolService, open).listPools({}));
     expect(error.rawMessage).toBe("this call needs an access token");
   });
-
-  it("actorOf reads a well-formed x-cls-actor header and falls back otherwise", async () => {
-    const { token } = await issuer.issueServerToken("srv_1", "acc_1");
-    const actorFor = async (actor?: string) => {
-      const headers: Record<string, string> = { authorization: `Bearer ${token}` };
-      if (actor !== undefined) headers["x-cls-actor"] = actor;
-      const { pools } = await createClient(PoolService, transport(headers)).listPools({});
-      return pools[0]!.poolId;
-    };
-    expect(await actorFor("staff:alice@example.com")).toBe("staff:alice@example.com");
-    expect(await actorFor("service:pool")).toBe("service:pool");
-    expect(await actorFor()).toBe("staff:unidentified");
-    expect(await actorFor("alice")).toBe("staff:unidentified");
-    expect(await actorFor("staff:alice smith")).toBe("staff:unidentified");
-    expect(await actorFor(`staff:${"a".repeat(101)}`)).toBe("staff:unidentified");
-  });
 });

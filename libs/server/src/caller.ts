@@ -1,5 +1,5 @@
 import type { HandlerContext } from "@connectrpc/connect";
-import { callerKey, type Caller, type CustomerCaller, type ServerCaller } from "@cls/auth";
+import { callerKey, internalActorKey, type Caller, type CustomerCaller, type ServerCaller } from "@cls/auth";
 import { PermissionDeniedError, UnauthenticatedError } from "@cls/errors";
 
 /** The authenticated caller of a public RPC; throws `unauthenticated` when there is none. */
@@ -23,15 +23,13 @@ export function requireCustomerCaller(ctx: HandlerContext): CustomerCaller {
   return caller;
 }
 
-const ACTOR_PATTERN = /^[a-z]+:[\x21-\x7e]{1,100}$/;
-
 /**
- * Who made an internal call, for the audit trail (SPEC L16): the `x-cls-actor` header,
- * e.g. `staff:alice@example.com` or `service:pool`.
+ * Who made an internal call, for the audit trail (SPEC L16): the actor its credential proved,
+ * e.g. `staff:alice@vendor.example` or `service:pool`. Calls within one process, which cross
+ * no network, are made by the service itself.
  */
 export function actorOf(ctx: HandlerContext): string {
-  const actor = ctx.requestHeader.get("x-cls-actor");
-  return actor && ACTOR_PATTERN.test(actor) ? actor : "staff:unidentified";
+  return ctx.values.get(internalActorKey) ?? "service:in-process";
 }
 
 /** How a public caller appears in the audit trail. */

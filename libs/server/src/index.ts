@@ -8,3 +8,4 @@ export { loadOrCreateSelfSignedTls, spkiPin, type TlsMaterial } from "./tls.js";
 export { exitOnSignals } from "./shutdown.js";
 export { requireCaller, requireServerCaller, requireCustomerCaller, actorOf, callerActor } from "./caller.js";
 export { telemetryInterceptor, tracingClientInterceptor, activeTraceId } from "./telemetry-interceptor.js";
+export { internalAuthInterceptor } from "./internal-auth-interceptor.js";

@@ -1,10 +1,12 @@
+import { generateEd25519PrivateKeyPem } from "@cls/lease";
 import { mkdtempSync, rmSync, statSync } from "node:fs";
 import https from "node:https";
-import { X509Certificate } from "node:crypto";
+import { createPublicKey, X509Certificate } from "node:crypto";
+import { createInternalSigner, createInternalVerifier } from "@cls/auth";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient, type ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import type { ServiceError } from "@grpc/grpc-js";
 import { pino } from "pino";
@@ -14,6 +16,7 @@ import { AccountSchema, Health, HealthCheckResponse_ServingStatus as Status, Poo
 import { createVendorClient, GrpcStatus } from "@cls/vendor-client";
 import { actorOf } from "./caller.js";
 import { bind, startServers, type RunningServers, type ServiceBinding } from "./serve.js";
+import { internalAuthInterceptor } from "./internal-auth-interceptor.js";
 import { loadOrCreateSelfSignedTls, spkiPin, type TlsMaterial } from "./tls.js";
 import type { ReadinessCheck } from "./health.js";
 
@@ -80,7 +83,7 @@ async function start(options: { readiness?: ReadinessCheck[]; readMaxBytes?: num
         }),
       ],
     },
-    internal: { port: 0, host: "127.0.0.1", services: [internalAdmin] },
+    internal: { port: 0, host: "127.0.0.1", services: [internalAdmin], interceptors: [internalAuthInterceptor(staffVerifier)] },
     readiness: options.readiness ?? [],
     ...(options.readMaxBytes ? { readMaxBytes: options.readMaxBytes } : {}),
   });
@@ -109,7 +112,11 @@ function postJson(baseUrl: string, path: string, body: string): Promise<{ status
   });
 }
 
-const actor = { actor: "staff:alice@vendor.example" };
+const actor = { actor: "staff:alice@vendor.example", privateKeyPem: generateEd25519PrivateKeyPem() };
+const staffVerifier = createInternalVerifier([
+  { actor: actor.actor, publicKeyPem: createPublicKey(actor.privateKeyPem).export({ type: "spki", format: "pem" }).toString() },
+]);
+const staffSigner = createInternalSigner(actor.actor, actor.privateKeyPem);
 
 async function grpcError(call: Promise<unknown>): Promise<ServiceError> {
   const error = await call.then(
@@ -170,7 +177,11 @@ describe("startServers", () => {
     }
 
     // The same over connect-es's gRPC transport, which reads the messages exactly.
-    const connectAdmin = createClient(PoolAdminService, createGrpcTransport({ baseUrl: servers.internalUrl }));
+    const withCredential: Interceptor = (next) => async (req) => {
+      req.header.set("authorization", `Bearer ${await staffSigner.token()}`);
+      return next(req);
+    };
+    const connectAdmin = createClient(PoolAdminService, createGrpcTransport({ baseUrl: servers.internalUrl, interceptors: [withCredential] }));
     const invalid = await connectAdmin.createAccount({ name: "bad" }).catch((e: unknown) => ConnectError.from(e));
     expect(invalid).toBeInstanceOf(ConnectError);
     expect((invalid as ConnectError).code).toBe(Code.InvalidArgument);

@@ -1,5 +1,6 @@
 import { fromBinary, toBinary, create, type DescMethodUnary, type DescService, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
+import { createInternalSigner } from "@cls/auth";
 
 type UnaryMethods<S extends DescService> = {
   [K in keyof S["method"] as S["method"][K] extends DescMethodUnary ? K : never]: S["method"][K];
@@ -15,6 +16,8 @@ export type VendorClient<S extends DescService> = {
 export interface VendorClientOptions {
   /** Who is calling, recorded in the audit trail, e.g. `staff:alice@example.com`. */
   actor: string;
+  /** The caller's Ed25519 PKCS#8 PEM, whose public key CLS trusts for `actor`. */
+  privateKeyPem: string;
   deadlineMs?: number;
 }
 
@@ -38,19 +41,22 @@ export function createVendorClient<S extends DescService>(service: S, address: s
   }
   const Constructor = grpc.makeGenericClientConstructor(definition, service.typeName);
   const client = new Constructor(address.replace(/^https?:\/\//, ""), grpc.credentials.createInsecure());
+  const signer = createInternalSigner(options.actor, options.privateKeyPem);
   const calls: Record<string, unknown> = { close: () => client.close() };
   for (const method of service.methods) {
     if (method.methodKind !== "unary") continue;
-    calls[method.localName] = (request: MessageInitShape<typeof method.input>) =>
-      new Promise((resolve, reject) => {
+    calls[method.localName] = async (request: MessageInitShape<typeof method.input>) => {
+      const credential = await signer.token();
+      return new Promise((resolve, reject) => {
         const metadata = new grpc.Metadata();
-        metadata.set("x-cls-actor", options.actor);
+        metadata.set("authorization", `Bearer ${credential}`);
         const deadline = new Date(Date.now() + (options.deadlineMs ?? 10_000));
         const fn = (client as unknown as Record<string, Function>)[method.localName]!;
         fn.call(client, create(method.input, request), metadata, { deadline }, (error: grpc.ServiceError | null, response: unknown) =>
           error ? reject(withReadableMessage(error)) : resolve(response),
         );
       });
+    };
   }
   return calls as VendorClient<S>;
 }

@@ -8,8 +8,19 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "@cls/errors";
 import { AccountSchema, Health, PoolAdminService, PoolSchema } from "@cls/proto";
-import { errorInterceptor } from "@cls/server";
+import { actorOf, errorInterceptor, internalAuthInterceptor } from "@cls/server";
+import { createInternalVerifier } from "@cls/auth";
+import { generateEd25519PrivateKeyPem } from "@cls/lease";
+import { createPublicKey } from "node:crypto";
 import { createVendorClient, GrpcStatus } from "./index.js";
+
+const ACTORS = ["staff:alice@vendor.example", "staff:bob@vendor.example", "staff:a@b"] as const;
+const keys = new Map(ACTORS.map((actor) => [actor, generateEd25519PrivateKeyPem()]));
+/** Client options for one of the actors the fake internal port trusts. */
+const as = (actor: (typeof ACTORS)[number], extra: { deadlineMs?: number } = {}) => ({ actor, privateKeyPem: keys.get(actor)!, ...extra });
+const verifier = createInternalVerifier(
+  ACTORS.map((actor) => ({ actor, publicKeyPem: createPublicKey(keys.get(actor)!).export({ type: "spki", format: "pem" }).toString() })),
+);
 
 /** What the fake internal service saw of the last call. */
 const seen: { actor?: string | null } = {};
@@ -21,11 +32,11 @@ const slowReleased = new Promise<void>((resolve) => (releaseSlow = resolve));
 beforeAll(async () => {
   // A cleartext HTTP/2 gRPC server, as the internal port of a CLS service is.
   const handler = connectNodeAdapter({
-    interceptors: [errorInterceptor(pino({ level: "silent" }))],
+    interceptors: [errorInterceptor(pino({ level: "silent" })), internalAuthInterceptor(verifier)],
     routes: (router) =>
       router.service(PoolAdminService, {
         async createAccount(req, ctx) {
-          seen.actor = ctx.requestHeader.get("x-cls-actor");
+          seen.actor = actorOf(ctx);
           if (req.name === "") throw new InvalidArgumentError("name", "is required");
           if (req.name === "slow") await slowReleased;
           return { account: create(AccountSchema, { accountId: "acc_1", name: req.name, createdAt: timestampFromDate(new Date(0)) }) };
@@ -58,7 +69,7 @@ async function failure(call: Promise<unknown>): Promise<ServiceError> {
 
 describe("createVendorClient", () => {
   it("calls unary methods over gRPC and returns typed responses", async () => {
-    const client = createVendorClient(PoolAdminService, address, { actor: "staff:alice@vendor.example" });
+    const client = createVendorClient(PoolAdminService, address, as("staff:alice@vendor.example"));
     try {
       const { account } = await client.createAccount({ name: "Acme Security" });
       expect(account).toMatchObject({ accountId: "acc_1", name: "Acme Security" });
@@ -71,7 +82,7 @@ describe("createVendorClient", () => {
   });
 
   it("sends the actor with every call, for the audit trail", async () => {
-    const client = createVendorClient(PoolAdminService, address, { actor: "staff:bob@vendor.example" });
+    const client = createVendorClient(PoolAdminService, address, as("staff:bob@vendor.example"));
     try {
       await client.createAccount({ name: "x" });
       expect(seen.actor).toBe("staff:bob@vendor.example");
@@ -81,7 +92,7 @@ describe("createVendorClient", () => {
   });
 
   it("accepts an address with or without the http:// scheme", async () => {
-    const client = createVendorClient(PoolAdminService, address.replace("http://", ""), { actor: "staff:a@b" });
+    const client = createVendorClient(PoolAdminService, address.replace("http://", ""), as("staff:a@b"));
     try {
       expect((await client.getPool({ poolId: "pool_1" })).pool?.poolId).toBe("pool_1");
     } finally {
@@ -90,7 +101,7 @@ describe("createVendorClient", () => {
   });
 
   it("rejects with the gRPC status code of a refusal", async () => {
-    const client = createVendorClient(PoolAdminService, address, { actor: "staff:a@b" });
+    const client = createVendorClient(PoolAdminService, address, as("staff:a@b"));
     try {
       expect((await failure(client.getPool({ poolId: "pool_2" }))).code).toBe(GrpcStatus.NOT_FOUND);
       expect((await failure(client.createAccount({ name: "" }))).code).toBe(GrpcStatus.INVALID_ARGUMENT);
@@ -101,7 +112,7 @@ describe("createVendorClient", () => {
   });
 
   it("gives vendor staff the refusal's message exactly as CLS wrote it", async () => {
-    const client = createVendorClient(PoolAdminService, address, { actor: "staff:a@b" });
+    const client = createVendorClient(PoolAdminService, address, as("staff:a@b"));
     try {
       const invalid = await failure(client.createAccount({ name: "" }));
       expect(invalid.details).toBe("name: is required");
@@ -114,7 +125,7 @@ describe("createVendorClient", () => {
   });
 
   it("gives up with DEADLINE_EXCEEDED when the call outlives its deadline", async () => {
-    const client = createVendorClient(PoolAdminService, address, { actor: "staff:a@b", deadlineMs: 100 });
+    const client = createVendorClient(PoolAdminService, address, as("staff:a@b", { deadlineMs: 100 }));
     try {
       expect((await failure(client.createAccount({ name: "slow" }))).code).toBe(GrpcStatus.DEADLINE_EXCEEDED);
     } finally {
@@ -123,7 +134,7 @@ describe("createVendorClient", () => {
   });
 
   it("rejects with UNAVAILABLE when nothing listens at the address", async () => {
-    const client = createVendorClient(PoolAdminService, "http://127.0.0.1:1", { actor: "staff:a@b", deadlineMs: 2_000 });
+    const client = createVendorClient(PoolAdminService, "http://127.0.0.1:1", as("staff:a@b", { deadlineMs: 2_000 }));
     try {
       const error = await failure(client.getPool({ poolId: "pool_1" }));
       expect([GrpcStatus.UNAVAILABLE, GrpcStatus.DEADLINE_EXCEEDED]).toContain(error.code);
@@ -133,7 +144,7 @@ describe("createVendorClient", () => {
   });
 
   it("offers only the unary methods of a service", () => {
-    const health = createVendorClient(Health, address, { actor: "staff:a@b" });
+    const health = createVendorClient(Health, address, as("staff:a@b"));
     try {
       expect(typeof health.check).toBe("function");
       expect("watch" in health).toBe(false);

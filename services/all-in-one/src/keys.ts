@@ -10,3 +10,6 @@ export function loadOrCreateEd25519Key(path: string): string {
   writeFileSync(path, pem, { mode: 0o600 });
   return pem;
 }
+
+/** The staff identity the embedded default trusts on its internal port. */
+export const LOCAL_STAFF_ACTOR = "staff:local-admin";

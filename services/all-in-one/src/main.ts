@@ -1,10 +1,12 @@
+import { createPublicKey } from "node:crypto";
 import { join } from "node:path";
+import { parseTrustedCallers, type TrustedCaller } from "@cls/auth";
 import { startTelemetry } from "@cls/telemetry";
 import { systemClock } from "@cls/clock";
 import { openInfrastructure, readConfiguredFile } from "@cls/runtime";
 import { createLogger, exitOnSignals, loadOrCreateSelfSignedTls, spkiPin, type TlsMaterial } from "@cls/server";
 import { readAllInOneConfig } from "./config.js";
-import { loadOrCreateEd25519Key } from "./keys.js";
+import { LOCAL_STAFF_ACTOR, loadOrCreateEd25519Key } from "./keys.js";
 import { migrateAll, startMesh } from "./mesh.js";
 
 const config = readAllInOneConfig();
@@ -26,6 +28,13 @@ const tls: TlsMaterial =
     ? { cert: readConfiguredFile("TLS_CERT_FILE", config.TLS_CERT_FILE), key: readConfiguredFile("TLS_KEY_FILE", config.TLS_KEY_FILE) }
     : await loadOrCreateSelfSignedTls(join(dataDir, "tls"));
 
+// Without a configured list, one local staff key (made on first start) may use the internal port.
+const localStaffKeyPath = join(dataDir, "keys", "staff.pem");
+const localStaff: TrustedCaller = {
+  actor: LOCAL_STAFF_ACTOR,
+  publicKeyPem: createPublicKey(loadOrCreateEd25519Key(localStaffKeyPath)).export({ type: "spki", format: "pem" }).toString(),
+};
+
 const mesh = await startMesh({
   database: infrastructure.database,
   locks: infrastructure.locks,
@@ -41,6 +50,9 @@ const mesh = await startMesh({
   tokenSigningKeyPem: config.TOKEN_SIGNING_KEY_FILE
     ? readConfiguredFile("TOKEN_SIGNING_KEY_FILE", config.TOKEN_SIGNING_KEY_FILE)
     : loadOrCreateEd25519Key(join(dataDir, "keys", "token-signing.pem")),
+  trustedCallers: config.INTERNAL_TRUSTED_CALLERS_FILE
+    ? parseTrustedCallers(readConfiguredFile("INTERNAL_TRUSTED_CALLERS_FILE", config.INTERNAL_TRUSTED_CALLERS_FILE))
+    : [localStaff],
   layout: "single-port",
   publicPort: config.PUBLIC_PORT,
   internalPort: config.INTERNAL_PORT,
@@ -57,6 +69,7 @@ process.stdout.write(
     `  storage: ${storage}; locks: ${locking}`,
     `  TLS certificate SPKI pin (sha256/base64): ${spkiPin(tls.cert)}`,
     `  lease-signing key id: ${mesh.leaseSigner.keyId}`,
+    config.INTERNAL_TRUSTED_CALLERS_FILE ? "  internal callers: from INTERNAL_TRUSTED_CALLERS_FILE" : `  internal callers: ${LOCAL_STAFF_ACTOR}, key ${localStaffKeyPath}`,
     "",
   ].join("\n"),
 );

@@ -3,17 +3,26 @@ import type { DescService } from "@bufbuild/protobuf";
 import type { Client, Interceptor } from "@connectrpc/connect";
 import { createAllocationModule, migrateAllocation } from "@cls/allocation";
 import type { Redis } from "ioredis";
-import { createTokenIssuer, createTokenVerifier, type RevocationList, type TokenVerifier } from "@cls/auth";
+import {
+  createInternalSigner,
+  createInternalVerifier,
+  createTokenIssuer,
+  createTokenVerifier,
+  type InternalSigner,
+  type RevocationList,
+  type TokenVerifier,
+  type TrustedCaller,
+} from "@cls/auth";
 import type { Clock } from "@cls/clock";
 import type { DatabaseHandle } from "@cls/db";
-import { createLeaseSigner, type LeaseSigner } from "@cls/lease";
+import { createLeaseSigner, generateEd25519PrivateKeyPem, type LeaseSigner } from "@cls/lease";
 import type { LockService } from "@cls/lock";
 import { createNotificationModule, migrateNotification } from "@cls/notification";
 import { createPoolModule, migratePool } from "@cls/pool";
 import { AllocationAdminService, NotificationAdminService, PoolAdminService } from "@cls/proto";
 import { inProcessClient, internalGrpcClient, lateBoundClient, type ServiceModule } from "@cls/runtime";
 import { createServerIdentityModule, migrateServerIdentity } from "@cls/server-identity";
-import { authInterceptor, errorInterceptor, startServers, type Logger, type ReadinessCheck, type RunningServers, type TlsMaterial } from "@cls/server";
+import { authInterceptor, errorInterceptor, internalAuthInterceptor, startServers, type Logger, type ReadinessCheck, type RunningServers, type TlsMaterial } from "@cls/server";
 
 export type MeshLayout = "single-port" | "port-per-service";
 
@@ -29,6 +38,8 @@ export interface MeshOptions {
   leaseSigningKeyPem: string;
   tokenSigningKeyPem: string;
   tokenTtlMs?: number;
+  /** Staff (and other services) allowed on the internal port, with their public keys. */
+  trustedCallers: TrustedCaller[];
   /**
    * single-port: one public and one internal port for all services, in-memory calls between
    * them (the embedded default). port-per-service: each service on its own ports, calling
@@ -97,6 +108,18 @@ export async function startMesh(options: MeshOptions): Promise<RunningMesh> {
   const modules = { pool, allocation, "server-identity": identity, notification };
   const all = Object.values(modules);
 
+  // Between services on their own ports, each proves itself with a key of its own.
+  const serviceSigners = new Map<ServiceName, InternalSigner>();
+  const trusted = [...options.trustedCallers];
+  if (options.layout === "port-per-service") {
+    for (const name of ["pool", "allocation", "server-identity", "notification"] as const) {
+      const pem = generateEd25519PrivateKeyPem();
+      serviceSigners.set(name, createInternalSigner(`service:${name}`, pem));
+      trusted.push({ actor: `service:${name}`, publicKeyPem: createPublicKey(pem).export({ type: "spki", format: "pem" }).toString() });
+    }
+  }
+  const internalVerifier = createInternalVerifier(trusted);
+
   const serve = (list: ServiceModule[], ports: { publicPort: number; internalPort: number }) =>
     startServers({
       logger,
@@ -107,7 +130,12 @@ export async function startMesh(options: MeshOptions): Promise<RunningMesh> {
         services: list.flatMap((m) => m.publicServices),
         interceptors: [authInterceptor(tokenVerifier, new Set(list.flatMap((m) => m.anonymousMethods)), options.revocations, logger)],
       },
-      internal: { port: ports.internalPort, ...(options.host ? { host: options.host } : {}), services: list.flatMap((m) => m.internalServices) },
+      internal: {
+        port: ports.internalPort,
+        ...(options.host ? { host: options.host } : {}),
+        services: list.flatMap((m) => m.internalServices),
+        interceptors: [internalAuthInterceptor(internalVerifier)],
+      },
       readiness: options.readiness,
     });
 
@@ -132,9 +160,11 @@ export async function startMesh(options: MeshOptions): Promise<RunningMesh> {
       started[name] = await serve([module], { publicPort: 0, internalPort: 0 });
       running.push(started[name]);
     }
-    notificationAdmin.bind(internalGrpcClient(NotificationAdminService, started.notification.internalUrl, "service:mesh"));
-    allocationAdmin.bind(internalGrpcClient(AllocationAdminService, started.allocation.internalUrl, "service:mesh"));
-    poolAdmin.bind(internalGrpcClient(PoolAdminService, started.pool.internalUrl, "service:mesh"));
+    // Callers share one client per target here; each call is signed as the allocation, pool
+    // or server-identity service in a real deployment, where each is its own process.
+    notificationAdmin.bind(internalGrpcClient(NotificationAdminService, started.notification.internalUrl, serviceSigners.get("allocation")!));
+    allocationAdmin.bind(internalGrpcClient(AllocationAdminService, started.allocation.internalUrl, serviceSigners.get("pool")!));
+    poolAdmin.bind(internalGrpcClient(PoolAdminService, started.pool.internalUrl, serviceSigners.get("server-identity")!));
     urls = Object.fromEntries(
       Object.entries(started).map(([name, s]) => [name, { publicUrl: s.publicUrl, internalUrl: s.internalUrl }]),
     ) as RunningMesh["urls"];

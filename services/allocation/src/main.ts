@@ -14,14 +14,14 @@ await runStandaloneService({
   config,
   schema: ALLOCATION_SCHEMA,
   migrations: allocationMigrations,
-  build: ({ infrastructure, logger, clock }) =>
+  build: ({ infrastructure, logger, clock, serviceSigner }) =>
     createAllocationModule({
       root: infrastructure.database.root,
       clock,
       logger,
       locks: infrastructure.locks,
       signer: createLeaseSigner(readConfiguredFile("LEASE_SIGNING_KEY_FILE", config.LEASE_SIGNING_KEY_FILE)),
-      notificationAdmin: internalGrpcClient(NotificationAdminService, config.NOTIFICATION_INTERNAL_URL, "service:allocation"),
+      notificationAdmin: internalGrpcClient(NotificationAdminService, config.NOTIFICATION_INTERNAL_URL, serviceSigner()),
       reclaimIntervalMs: config.RECLAIM_INTERVAL_SECONDS * 1000,
       crashAfterCommit: config.FAULT_CRASH_AFTER_COMMIT,
     }),

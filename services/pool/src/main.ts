@@ -13,12 +13,12 @@ await runStandaloneService({
   config,
   schema: POOL_SCHEMA,
   migrations: poolMigrations,
-  build: ({ infrastructure, logger, clock }) =>
+  build: ({ infrastructure, logger, clock, serviceSigner }) =>
     createPoolModule({
       root: infrastructure.database.root,
       clock,
       logger,
-      allocationAdmin: internalGrpcClient(AllocationAdminService, config.ALLOCATION_INTERNAL_URL, "service:pool"),
-      notificationAdmin: internalGrpcClient(NotificationAdminService, config.NOTIFICATION_INTERNAL_URL, "service:pool"),
+      allocationAdmin: internalGrpcClient(AllocationAdminService, config.ALLOCATION_INTERNAL_URL, serviceSigner()),
+      notificationAdmin: internalGrpcClient(NotificationAdminService, config.NOTIFICATION_INTERNAL_URL, serviceSigner()),
     }),
 });

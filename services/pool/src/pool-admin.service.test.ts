@@ -284,12 +284,12 @@ describe("ChangeEntitlement (SPEC L4, L16)", () => {
     expect(pushesFor(poolId).at(-1)).toMatchObject({ version: 3n, counts: { [camera]: 3, [thermal]: 2 } });
   });
 
-  it("records staff:unidentified when the caller names no actor (SPEC L16)", async () => {
+  it("records the service itself when the call came from within the process, crossing no network (SPEC L16)", async () => {
     const accountId = await t.newAccount();
     const poolId = await t.createPool(accountId, { [camera]: 3 });
     await t.admin.changeEntitlement({ poolId, counts: { [camera]: 4 } });
     const { entries } = await t.admin.listAudit({ accountId });
-    expect(entries.find((e) => e.action === "entitlement.changed")?.actor).toBe("staff:unidentified");
+    expect(entries.find((e) => e.action === "entitlement.changed")?.actor).toBe("service:in-process");
   });
 
   it("when allocation is down: answers unavailable, keeps the change, and pushPending delivers it later (SPEC L4)", async () => {

@@ -18,6 +18,7 @@ import { createLogger, errorInterceptor, type Logger, type ServiceBinding } from
 import { createTestDatabase, type TestDatabase } from "../../../test/support/database.js";
 import { POOL_SCHEMA, type PoolDatabase } from "./database.js";
 import { createPoolModule, migratePool } from "./module.js";
+import { actorFromTestHeader } from "../../../test/support/actor-header.js";
 
 /** What the fake allocation and notification services saw, and how they should misbehave. */
 export interface PoolNeighbours {
@@ -109,7 +110,7 @@ export async function createPoolTestContext(): Promise<PoolTestContext> {
   // Scheduled jobs (expiry notices) are driven by tests, never by a timer mid-test.
   const module = createPoolModule({ root: database.handle.root, clock, logger, allocationAdmin, notificationAdmin, jobIntervalMs: 24 * 3_600_000 });
   const db = forSchema<PoolDatabase>(database.handle.root, POOL_SCHEMA);
-  const admin = createClient(PoolAdminService, routed(module.internalServices, [errorInterceptor(logger)]));
+  const admin = createClient(PoolAdminService, routed(module.internalServices, [errorInterceptor(logger), actorFromTestHeader()]));
   const publicApi = (caller: ServerCaller | undefined) =>
     createClient(
       PoolService,

@@ -22,7 +22,6 @@ function tokenPublicKeyOf(privateKeyPem: string): KeyObject {
 
 const signingKeyPem = readConfiguredFile("TOKEN_SIGNING_KEY_FILE", config.TOKEN_SIGNING_KEY_FILE);
 const tokenPublicKey = tokenPublicKeyOf(signingKeyPem);
-const actor = "service:server-identity";
 await runStandaloneService({
   name: "server-identity",
   config,
@@ -30,7 +29,7 @@ await runStandaloneService({
   migrations: serverIdentityMigrations,
   // This service holds the signing key, so it verifies with its own public key.
   tokenVerifier: (clock) => createTokenVerifier([tokenPublicKey], { clock }),
-  build: ({ infrastructure, logger, clock }) =>
+  build: ({ infrastructure, logger, clock, serviceSigner }) =>
     createServerIdentityModule({
       root: infrastructure.database.root,
       clock,
@@ -48,8 +47,8 @@ await runStandaloneService({
         apiKeyGlobal: { failures: config.API_KEY_FAILURES_PER_MINUTE, windowSeconds: 60 },
         authenticatePerServer: { failures: config.AUTHENTICATE_FAILURES_PER_SERVER, windowSeconds: 5 * 60 },
       },
-      allocationAdmin: internalGrpcClient(AllocationAdminService, config.ALLOCATION_INTERNAL_URL, actor),
-      poolAdmin: internalGrpcClient(PoolAdminService, config.POOL_INTERNAL_URL, actor),
-      notificationAdmin: internalGrpcClient(NotificationAdminService, config.NOTIFICATION_INTERNAL_URL, actor),
+      allocationAdmin: internalGrpcClient(AllocationAdminService, config.ALLOCATION_INTERNAL_URL, serviceSigner()),
+      poolAdmin: internalGrpcClient(PoolAdminService, config.POOL_INTERNAL_URL, serviceSigner()),
+      notificationAdmin: internalGrpcClient(NotificationAdminService, config.NOTIFICATION_INTERNAL_URL, serviceSigner()),
     }),
 });

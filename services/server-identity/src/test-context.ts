@@ -24,6 +24,7 @@ import { TEST_REDIS_URL } from "../../../test/support/env.js";
 import type { BruteForceLimits } from "./brute-force.js";
 import { SERVER_IDENTITY_SCHEMA, type ServerIdentityDatabase } from "./database.js";
 import { createServerIdentityModule, migrateServerIdentity } from "./module.js";
+import { actorFromTestHeader } from "../../../test/support/actor-header.js";
 
 /** What the fake neighbouring services saw, and how they should misbehave. */
 export interface Neighbours {
@@ -173,7 +174,7 @@ export async function createTestContext(options: TestContextOptions = {}): Promi
   const interceptors = [errorInterceptor(logger), authInterceptor(verifier, new Set(module.anonymousMethods), revocations)];
   const identity = createClient(ServerIdentityService, routed(module.publicServices, interceptors));
   const account = createClient(AccountService, routed(module.publicServices, interceptors));
-  const admin = createClient(ServerIdentityAdminService, routed(module.internalServices, [errorInterceptor(logger)]));
+  const admin = createClient(ServerIdentityAdminService, routed(module.internalServices, [errorInterceptor(logger), actorFromTestHeader()]));
 
   const context: TestContext = {
     database,

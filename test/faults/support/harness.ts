@@ -1,3 +1,4 @@
+import { createPublicKey } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,7 +17,7 @@ import { startNotificationSink, type NotificationSink } from "./notification-sin
 import { freePort, freePorts } from "./ports.js";
 import { startPrivatePostgres, type PrivatePostgres } from "./private-postgres.js";
 import { startPrivateRedis, type PrivateRedis } from "./private-redis.js";
-import { killAllChildren } from "./processes.js";
+import { allowChildren, killAllChildren } from "./processes.js";
 import { startReplicas, type ReplicaSet } from "./replicas.js";
 import { startSampler, type SampleReport } from "./sampler.js";
 import { seedFleet, type Fleet, type FleetShape } from "./seed.js";
@@ -56,24 +57,48 @@ export interface FaultRun {
 /** A lost attempt whose client timed out may still be carried out later by a slow or frozen replica. */
 export const timedOut = (attempt: Attempt): boolean => attempt.result === "lost" && (attempt.code === "DeadlineExceeded" || attempt.code === "Canceled");
 
+/** The clean-ups of every harness started in this worker, finished or not. */
+const open = new Set<() => Promise<void>>();
+
+/**
+ * Kills every process the suite started and removes its databases and folders, even when a
+ * set-up timed out half-way. Call it from afterAll.
+ */
+export async function closeFaultHarnesses(): Promise<void> {
+  await killAllChildren().catch(() => {});
+  for (const close of [...open]) await close();
+}
+
+const t0 = Date.now(); const dbg = (m: string) => process.env.FAULTS_DEBUG && console.log(`[faults +${Date.now() - t0}ms] ${m}`);
 export async function startFaultHarness(options: HarnessOptions): Promise<FaultHarness> {
+  allowChildren();
   const dir = mkdtempSync(join(tmpdir(), "cls-faults-"));
   const cleanups: (() => Promise<void> | void)[] = [() => rmSync(dir, { recursive: true, force: true })];
+  let closed = false;
+  /** Registers a clean-up; runs it at once if the harness was closed meanwhile (a timed-out set-up). */
+  const defer = async (cleanup: () => Promise<void> | void) => {
+    if (closed) await Promise.resolve(cleanup()).catch(() => {});
+    else cleanups.push(cleanup);
+    if (closed) throw new Error("fault harness closed during set-up");
+  };
   const close = async () => {
+    closed = true;
+    open.delete(close);
     await killAllChildren().catch(() => {});
     for (const cleanup of cleanups.splice(0).reverse()) await Promise.resolve(cleanup()).catch(() => {});
   };
+  open.add(close);
   try {
     let testDatabase: TestDatabase | undefined;
     let postgres: PrivatePostgres | undefined;
     let databaseUrl: string;
     if (options.postgres === "private") {
       postgres = await startPrivatePostgres();
-      cleanups.push(() => postgres!.stop());
+      await defer(() => postgres!.stop());
       databaseUrl = postgres.url;
     } else {
       testDatabase = await createTestDatabase();
-      cleanups.push(() => testDatabase!.drop());
+      await defer(() => testDatabase!.drop());
       databaseUrl = testDatabase.url;
     }
     const migrating = testDatabase?.handle ?? (await openDatabase({ url: databaseUrl, maxConnections: 2 }));
@@ -84,15 +109,19 @@ export async function startFaultHarness(options: HarnessOptions): Promise<FaultH
     let redisUrl: string;
     if (options.redis === "private") {
       redis = await startPrivateRedis();
-      cleanups.push(() => redis!.stop());
+      await defer(() => redis!.stop());
       redisUrl = redis.url;
     } else {
       redisUrl = `redis://127.0.0.1:${await freePort()}`;
     }
 
     const sink: NotificationSink = await startNotificationSink();
-    cleanups.push(() => sink.close());
+    await defer(() => sink.close());
     const tls = await loadOrCreateSelfSignedTls(join(dir, "tls"));
+    const staff = { actor: "staff:fault-suite@vendor.example", privateKeyPem: generateEd25519PrivateKeyPem() };
+    const staffPublicPem = createPublicKey(staff.privateKeyPem).export({ format: "pem", type: "spki" }).toString();
+    writeFileSync(join(dir, "trusted-callers.json"), JSON.stringify({ [staff.actor]: staffPublicPem }));
+    writeFileSync(join(dir, "service.key"), generateEd25519PrivateKeyPem(), { mode: 0o600 });
     const tokens = createTokenIssuer(generateEd25519PrivateKeyPem(), { clock: systemClock(), ttlMs: 60 * 60 * 1000 });
     writeFileSync(join(dir, "lease.key"), generateEd25519PrivateKeyPem(), { mode: 0o600 });
     writeFileSync(join(dir, "token-verify.pem"), tokens.publicKeyPem);
@@ -110,6 +139,8 @@ export async function startFaultHarness(options: HarnessOptions): Promise<FaultH
         TLS_KEY_FILE: join(dir, "tls", "tls.key"),
         LEASE_SIGNING_KEY_FILE: join(dir, "lease.key"),
         TOKEN_VERIFY_KEYS_FILE: join(dir, "token-verify.pem"),
+        INTERNAL_TRUSTED_CALLERS_FILE: join(dir, "trusted-callers.json"),
+        SERVICE_SIGNING_KEY_FILE: join(dir, "service.key"),
         NOTIFICATION_INTERNAL_URL: sink.url,
         RECLAIM_INTERVAL_SECONDS: "86400",
         LOG_LEVEL: "warn",
@@ -118,16 +149,18 @@ export async function startFaultHarness(options: HarnessOptions): Promise<FaultH
       },
       ...(options.envFor ? { envFor: options.envFor } : {}),
     });
-    cleanups.push(() => replicas.close());
-    await replicas.waitAllUp();
+    await defer(() => replicas.close());
+    dbg("replicas spawned"); await replicas.waitAllUp(); dbg("replicas up");
 
     const fleet = await seedFleet({
       internalUrl: replicas.replicas[0]!.internalUrl,
       publicUrl: replicas.replicas[0]!.publicUrl,
       ca: tls.cert,
       tokens,
+      staff,
       shape: options.shape ?? DEFAULT_SHAPE,
     });
+    dbg("seeded");
     const capacityOfCamera = new Map(fleet.cameras.map((camera) => [camera.key, fleet.pools.find((p) => p.poolId === camera.poolId)!.capacity]));
 
     return {

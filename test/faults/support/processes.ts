@@ -26,6 +26,7 @@ export interface Child {
 }
 
 const running = new Set<Child>();
+let refusing = false;
 
 // If the test worker itself dies, take the children with it.
 process.once("exit", () => {
@@ -45,6 +46,7 @@ export function spawnChild(
   args: string[],
   options: { env?: Record<string, string>; uid?: number; gid?: number; cwd?: string; countLines?: RegExp[] } = {},
 ): Child {
+  if (refusing) throw new Error(`${name}: not started, the fault suite is shutting down`);
   const proc = spawn(command, args, {
     env: options.env ?? process.env,
     stdio: ["ignore", "pipe", "pipe"],
@@ -102,8 +104,18 @@ export function spawnChild(
   return child;
 }
 
-/** Kills every child still running (SIGKILL), waiting for each to go. */
+/** Lets children be started again (a new harness in the same worker). */
+export function allowChildren(): void {
+  refusing = false;
+}
+
+/**
+ * Kills every child still running (SIGKILL), waiting for each to go, and refuses new ones
+ * until allowChildren(): a set-up that timed out and carries on in the background cannot
+ * leave processes behind.
+ */
 export async function killAllChildren(): Promise<void> {
+  refusing = true;
   await Promise.all([...running].map((child) => child.stop("SIGKILL")));
 }
 

@@ -6,7 +6,8 @@ import { Health, HealthCheckResponse_ServingStatus } from "@cls/proto";
 import { spawnChild, waitUntil, type Child, type Exit } from "./processes.js";
 
 const REPO_ROOT = fileURLToPath(new URL("../../..", import.meta.url));
-const MAX_STARTS = 30;
+/** A replica that dies this many times in a row before answering health is broken, not faulted. */
+const MAX_FAILED_STARTS = 3;
 
 /** Log lines worth counting across every incarnation of a replica. */
 export const LOG_PATTERNS = {
@@ -40,6 +41,8 @@ export interface ReplicaSet {
   thaw(index: number): void;
   waitAllUp(timeoutMs?: number): Promise<void>;
   exits(): readonly ReplicaExit[];
+  /** Why a replica could not be kept running, if so. */
+  broken(): string | undefined;
   /** Matching log lines, summed over every incarnation of every replica. */
   count(pattern: RegExp): number;
   /** The last output of each replica, for a failure message. */
@@ -59,6 +62,7 @@ export interface ReplicaOptions {
 export async function startReplicas(options: ReplicaOptions): Promise<ReplicaSet> {
   let closing = false;
   const exits: ReplicaExit[] = [];
+  let broken: string | undefined;
   const patterns = Object.values(LOG_PATTERNS);
 
   const replicas = Array.from({ length: options.count }, (_, index) => {
@@ -67,6 +71,7 @@ export async function startReplicas(options: ReplicaOptions): Promise<ReplicaSet
     const health = createClient(Health, createConnectTransport({ baseUrl: publicUrl, httpVersion: "2", nodeOptions: { ca: options.ca } }));
     const children: Child[] = [];
     let up = false;
+    let failedStarts = 0;
     let killedBySuite = false;
     let ready: Promise<void> = Promise.resolve();
 
@@ -80,11 +85,13 @@ export async function startReplicas(options: ReplicaOptions): Promise<ReplicaSet
           return false;
         }
       }, 90_000, 100);
-      if (child.alive() && !closing) up = true;
+      if (child.alive() && !closing) {
+        up = true;
+        failedStarts = 0;
+      }
     }
 
     function start(): void {
-      if (children.length >= MAX_STARTS) throw new Error(`replica ${index} started ${MAX_STARTS} times; giving up:\n${children.at(-1)?.tail()}`);
       const child = spawnChild(`allocation-${index}`, process.execPath, ["--import", "tsx", "services/allocation/src/main.ts", "serve"], {
         cwd: REPO_ROOT,
         env: {
@@ -100,12 +107,22 @@ export async function startReplicas(options: ReplicaOptions): Promise<ReplicaSet
       up = false;
       ready = probe(child);
       void child.exited.then(async (exit) => {
+        const wasUp = up;
         up = false;
         if (closing) return;
         exits.push({ ...exit, replica: index, bySuite: killedBySuite });
+        if (!wasUp && !killedBySuite && ++failedStarts >= MAX_FAILED_STARTS) {
+          broken = `replica ${index} exited ${failedStarts} times in a row before answering health:\n${child.tail().slice(-4_000)}`;
+          return;
+        }
         killedBySuite = false;
         await sleep(100);
-        if (!closing) start();
+        if (closing) return;
+        try {
+          start();
+        } catch (error) {
+          broken = `replica ${index} could not be restarted: ${(error as Error).message}`;
+        }
       });
     }
 
@@ -139,7 +156,10 @@ export async function startReplicas(options: ReplicaOptions): Promise<ReplicaSet
       replicas[index]!.current()?.signal("SIGCONT");
     },
     async waitAllUp(timeoutMs = 120_000) {
-      await waitUntil("every replica up", () => replicas.every((r) => r.up()), timeoutMs, 100).catch((error: Error) => {
+      await waitUntil("every replica up", () => {
+        if (broken) throw new Error(broken);
+        return replicas.every((r) => r.up());
+      }, timeoutMs, 100).catch((error: Error) => {
         throw new Error(`${error.message}\n${set.tails()}`);
       });
     },
@@ -150,6 +170,7 @@ export async function startReplicas(options: ReplicaOptions): Promise<ReplicaSet
     tails() {
       return replicas.map((r) => `--- replica ${r.index} (started ${r.starts()} times)\n${r.current()?.tail().slice(-4_000) ?? ""}`).join("\n");
     },
+    broken: () => broken,
     async close() {
       closing = true;
       await Promise.all(replicas.map((r) => r.current()?.stop("SIGKILL")));

@@ -39,8 +39,16 @@ export interface FleetShape {
  * bound servers) through a replica's internal AllocationAdminService, then registers one
  * v9 encoder per server over the public Connect API, as an EdgeVis Server does.
  */
-export async function seedFleet(options: { internalUrl: string; publicUrl: string; ca: string; tokens: TokenIssuer; shape: FleetShape }): Promise<Fleet> {
-  const admin = createVendorClient(AllocationAdminService, options.internalUrl, { actor: "staff:fault-suite@vendor.example" });
+export async function seedFleet(options: {
+  internalUrl: string;
+  publicUrl: string;
+  ca: string;
+  tokens: TokenIssuer;
+  /** A vendor staff identity the replicas trust on their internal port. */
+  staff: { actor: string; privateKeyPem: string };
+  shape: FleetShape;
+}): Promise<Fleet> {
+  const admin = createVendorClient(AllocationAdminService, options.internalUrl, options.staff);
   const allocation = createClient(AllocationService, createConnectTransport({ baseUrl: options.publicUrl, httpVersion: "2", nodeOptions: { ca: options.ca } }));
   try {
     const accountId = newId("acc");

@@ -1,0 +1,35 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { closeFaultHarnesses, startFaultHarness, type FaultHarness } from "./support/harness.js";
+import { waitUntil } from "./support/processes.js";
+import { report } from "./support/report.js";
+
+// SPEC L7a when Postgres restarts mid-run: every connection drops, clients retry. The suite
+// restarts a private cluster of its own, never the machine's shared Postgres.
+describe("fault: Postgres restarted mid-run", () => {
+  let h: FaultHarness | undefined;
+  beforeAll(async () => {
+    h = await startFaultHarness({ postgres: "private", redis: "private" });
+  });
+  afterAll(async () => {
+    await closeFaultHarnesses();
+  });
+
+  it("stays exact across a fast and an immediate restart", async () => {
+    const { replicas } = h!;
+    const postgres = h!.postgres!;
+    const run = h!.run();
+    const { clients } = run;
+    const grants = () => clients.countOps((op) => op.outcome.type === "granted");
+    await waitUntil("a first stretch of traffic", () => grants() >= 60);
+    for (const mode of ["fast", "immediate"] as const) {
+      await postgres.restart(mode);
+      const after = grants();
+      await waitUntil(`grants after the ${mode} restart`, () => grants() >= after + 60);
+    }
+    const result = await run.finish();
+    report("Postgres restarted", result, replicas);
+
+    expect(result.violations).toEqual([]);
+    expect(result.figures.failedSamples).toBeGreaterThan(0);
+  });
+});
