@@ -28,6 +28,11 @@ interface Case {
   alsoAllowed?: string[];
   /** Fields (proto paths) that carry a credential derived from B, which value matching cannot see. */
   carriesB?: string[];
+  /**
+   * What must happen besides "nothing of B": `refused` (it acts on B, so it must not succeed),
+   * or `empty` (a list filtered by B's ids lists nothing). Unset: either, without B's data.
+   */
+  outcome?: "refused" | "empty";
 }
 
 type CaseBuilder = (a: Tenant, b: Tenant, helpers: Helpers) => Promise<Case[]> | Case[];
@@ -54,18 +59,18 @@ const CASES: Record<string, CaseBuilder> = {
   "cls.pool.v1.PoolService/ListPools": () => [{ label: "own pools only", request: {} }],
 
   "cls.allocation.v1.AllocationService/AcquireLicence": (_a, b) => [
-    { label: "B's encoder and camera", request: { encoderId: b.encoderId, cameraId: b.cameraIds[0] } },
-    { label: "B's legacy encoder, a new camera", request: { encoderId: b.legacyEncoderId, cameraId: "new-camera" } },
+    { label: "B's encoder and camera", outcome: "refused", request: { encoderId: b.encoderId, cameraId: b.cameraIds[0] } },
+    { label: "B's legacy encoder, a new camera", outcome: "refused", request: { encoderId: b.legacyEncoderId, cameraId: "new-camera" } },
   ],
   "cls.allocation.v1.AllocationService/ReleaseLicence": (a, b) => [
     { label: "B's encoder and camera, on the caller's own server", callers: ["server"], request: { encoderId: b.encoderId, cameraId: b.cameraIds[0] } },
     { label: "B's encoder and camera, on A's server", callers: ["customer"], request: { serverId: a.serverId, encoderId: b.encoderId, cameraId: b.cameraIds[0] } },
-    { label: "B's server, encoder and camera", request: { serverId: b.serverId, encoderId: b.encoderId, cameraId: b.cameraIds[0] } },
-    { label: "B's server with A's encoder and camera ids", request: { serverId: b.serverId, encoderId: a.encoderId, cameraId: a.cameraIds[1] } },
+    { label: "B's server, encoder and camera", outcome: "refused", request: { serverId: b.serverId, encoderId: b.encoderId, cameraId: b.cameraIds[0] } },
+    { label: "B's server with A's encoder and camera ids", outcome: "refused", request: { serverId: b.serverId, encoderId: a.encoderId, cameraId: a.cameraIds[1] } },
   ],
   "cls.allocation.v1.AllocationService/CheckEncoder": (_a, b) => [
-    { label: "B's v9 encoder", request: { encoderId: b.encoderId, firmwareVersion: "9.2.1" } },
-    { label: "B's legacy encoder", request: { encoderId: b.legacyEncoderId, firmwareVersion: "8.4.0" } },
+    { label: "B's v9 encoder", outcome: "refused", request: { encoderId: b.encoderId, firmwareVersion: "9.2.1" } },
+    { label: "B's legacy encoder", outcome: "refused", request: { encoderId: b.legacyEncoderId, firmwareVersion: "8.4.0" } },
   ],
   "cls.allocation.v1.AllocationService/CheckEncoders": (a, b) => [
     {
@@ -88,16 +93,16 @@ const CASES: Record<string, CaseBuilder> = {
     },
   ],
   "cls.allocation.v1.AllocationService/ListAllocations": (_a, b) => [
-    { label: "filtered by B's server", request: { serverId: b.serverId, includeEnded: true } },
-    { label: "filtered by B's encoder", request: { encoderId: b.encoderId, includeEnded: true } },
-    { label: "filtered by B's camera", request: { cameraId: b.cameraIds[0], includeEnded: true } },
-    { label: "filtered by B's server, encoder and camera", request: { serverId: b.serverId, encoderId: b.encoderId, cameraId: b.cameraIds[1] } },
+    { label: "filtered by B's server", outcome: "empty", request: { serverId: b.serverId, includeEnded: true } },
+    { label: "filtered by B's encoder", outcome: "empty", request: { encoderId: b.encoderId, includeEnded: true } },
+    { label: "filtered by B's camera", outcome: "empty", request: { cameraId: b.cameraIds[0], includeEnded: true } },
+    { label: "filtered by B's server, encoder and camera", outcome: "empty", request: { serverId: b.serverId, encoderId: b.encoderId, cameraId: b.cameraIds[1] } },
   ],
   "cls.allocation.v1.AllocationService/SwitchPool": (a, b) => [
-    { label: "the caller's server to B's pool", callers: ["server"], request: { poolId: b.poolId } },
-    { label: "A's server to B's pool", request: { serverId: a.serverId, poolId: b.otherPoolId } },
-    { label: "B's server to A's pool", request: { serverId: b.serverId, poolId: a.otherPoolId } },
-    { label: "B's server to B's other pool", request: { serverId: b.serverId, poolId: b.otherPoolId } },
+    { label: "the caller's server to B's pool", outcome: "refused", callers: ["server"], request: { poolId: b.poolId } },
+    { label: "A's server to B's pool", outcome: "refused", request: { serverId: a.serverId, poolId: b.otherPoolId } },
+    { label: "B's server to A's pool", outcome: "refused", request: { serverId: b.serverId, poolId: a.otherPoolId } },
+    { label: "B's server to B's other pool", outcome: "refused", request: { serverId: b.serverId, poolId: b.otherPoolId } },
   ],
   "cls.allocation.v1.AllocationService/GetLeaseKey": () => [{ label: "the published key, nothing else", request: {} }],
   // Last among the allocation RPCs: it creates A's own encoder under the same external id as B's
@@ -109,6 +114,7 @@ const CASES: Record<string, CaseBuilder> = {
   "cls.server_identity.v1.ServerIdentityService/Enroll": (_a, b) => [
     {
       label: "B's used enrollment code",
+      outcome: "refused",
       request: { enrollmentCode: b.usedEnrollmentCode, publicKey: newKeyPair().publicKey, serverName: "intruder" },
       alsoAllowed: ["already_exists", ...CREDENTIAL_REFUSALS],
     },
@@ -124,6 +130,7 @@ const CASES: Record<string, CaseBuilder> = {
       const challenge = await helpers.challengeForB();
       cases.push({
         label: "B's server id and challenge, signed with A's key",
+        outcome: "refused",
         callers: [caller],
         request: { serverId: b.serverId, challenge, signature: sign(null, challenge, aKey) },
         alsoAllowed: CREDENTIAL_REFUSALS,
@@ -135,6 +142,7 @@ const CASES: Record<string, CaseBuilder> = {
   "cls.server_identity.v1.ServerIdentityService/ExchangeApiKey": (a, b) => [
     {
       label: "B's key id with A's secret",
+      outcome: "refused",
       request: { apiKey: `cls_${b.apiKeyId}_${a.apiKey.slice(`cls_${a.apiKeyId}_`.length)}` },
       alsoAllowed: CREDENTIAL_REFUSALS,
     },
@@ -146,6 +154,7 @@ const CASES: Record<string, CaseBuilder> = {
       const next = newKeyPair();
       cases.push({
         label: "a challenge of B's server, signed with a new key",
+        outcome: "refused",
         callers: [caller],
         request: { newPublicKey: next.publicKey, challenge, signature: sign(null, challenge, next.privateKey) },
         alsoAllowed: CREDENTIAL_REFUSALS,
@@ -156,11 +165,11 @@ const CASES: Record<string, CaseBuilder> = {
   },
 
   "cls.server_identity.v1.AccountService/NewEnrollmentCode": (_a, b) => [
-    { label: "for B's pool", request: { poolId: b.poolId } },
-    { label: "for B's other pool", request: { poolId: b.otherPoolId } },
+    { label: "for B's pool", outcome: "refused", request: { poolId: b.poolId } },
+    { label: "for B's other pool", outcome: "refused", request: { poolId: b.otherPoolId } },
   ],
   "cls.server_identity.v1.AccountService/ListAccountServers": () => [{ label: "own servers only", request: {} }],
-  "cls.server_identity.v1.AccountService/RevokeAccountServer": (_a, b) => [{ label: "B's server", request: { serverId: b.serverId } }],
+  "cls.server_identity.v1.AccountService/RevokeAccountServer": (_a, b) => [{ label: "B's server", outcome: "refused", request: { serverId: b.serverId } }],
 
   "cls.notification.v1.NotificationService/ListNotifications": () => [
     { label: "own notifications only", request: {} },
@@ -310,10 +319,14 @@ describe("tenancy: account A can touch nothing of account B (SPEC L11, L14)", ()
               const { response, headers, trailers } = await callRpc(transport, service, method.name, c.request);
               const decoded = withLeasesDecoded(response);
               answer = printable({ response: decoded, headers, trailers });
-              if (process.env.TENANCY_DEBUG) console.log("OK  ", where, answer.slice(0, 200));
               // A success may repeat the encoder and camera names the caller chose itself (they
               // are its own server's names too), never anything else of B's.
               echoAllowed = (value) => externalIds.has(value) && sent.has(value);
+              if (c.outcome === "refused") problems.push(`${where}: succeeded, but it acts on B's resources: ${answer.slice(0, 300)}`);
+              if (c.outcome === "empty") {
+                const lists = Object.values(response as object).filter(Array.isArray);
+                if (lists.length === 0 || lists.some((list) => list.length > 0)) problems.push(`${where}: listed something: ${answer.slice(0, 300)}`);
+              }
               for (const accountId of fieldValues(decoded, "accountId")) if (accountId !== a.accountId) problems.push(`${where}: answered with account ${String(accountId)}`);
               for (const serverId of fieldValues(decoded, "serverId")) if (serverId !== a.serverId && serverId !== "") problems.push(`${where}: answered with server ${String(serverId)}`);
               for (const poolId of fieldValues(decoded, "poolId")) if (![a.poolId, a.otherPoolId, ""].includes(String(poolId))) problems.push(`${where}: answered with pool ${String(poolId)}`);
@@ -322,7 +335,6 @@ describe("tenancy: account A can touch nothing of account B (SPEC L11, L14)", ()
               const code = codeName(refusal.code);
               if (![...REFUSED, ...(c.alsoAllowed ?? [])].includes(code)) problems.push(`${where}: refused with ${code} (${refusal.rawMessage})`);
               answer = printable(refusal);
-              if (process.env.TENANCY_DEBUG) console.log("ERR ", where, code, refusal.rawMessage);
               // A refusal may repeat what the caller sent (e.g. "server srv_… not found").
               echoAllowed = (value) => sent.has(value);
             }

@@ -20,6 +20,8 @@ export interface ReplicaExit extends Exit {
   replica: number;
   /** The suite killed it on purpose (a fault), as opposed to a crash of its own. */
   bySuite: boolean;
+  /** The last thing it printed. */
+  lastWords: string;
 }
 
 /** One allocation replica, a separate OS process, restarted by its supervisor whenever it exits (as Kubernetes would). */
@@ -110,7 +112,7 @@ export async function startReplicas(options: ReplicaOptions): Promise<ReplicaSet
         const wasUp = up;
         up = false;
         if (closing) return;
-        exits.push({ ...exit, replica: index, bySuite: killedBySuite });
+        exits.push({ ...exit, replica: index, bySuite: killedBySuite, lastWords: child.tail().slice(-3_000) });
         if (!wasUp && !killedBySuite && ++failedStarts >= MAX_FAILED_STARTS) {
           broken = `replica ${index} exited ${failedStarts} times in a row before answering health:\n${child.tail().slice(-4_000)}`;
           return;

@@ -6,5 +6,7 @@ export function report(fault: string, result: CheckReport, replicas: ReplicaSet,
   const logs = Object.fromEntries(Object.entries(LOG_PATTERNS).map(([name, pattern]) => [name, replicas.count(pattern)]));
   const exits = replicas.exits().map((e) => `${e.replica}:${e.signal ?? e.code}${e.bySuite ? "" : "(own)"}`);
   console.log(`[faults] ${fault}: ${JSON.stringify({ ...result.figures, exits, logs, ...extra })}`);
+  const crash = replicas.exits().find((e) => !e.bySuite && e.code !== null);
+  if (crash) console.log(`[faults] ${fault}: replica ${crash.replica} exited with code ${crash.code}; its last words:\n${crash.lastWords}`);
   if (result.violations.length > 0) console.log(`[faults] ${fault}: replica output\n${replicas.tails()}`);
 }
