@@ -159,9 +159,12 @@ export async function migrateService(settings: ServiceSettings): Promise<void> {
 }
 
 /** Starts `allocation.mjs serve` and waits until its public port answers GetLeaseKey. */
-export async function startService(settings: ServiceSettings, options: { cpuProfile?: { dir: string; name: string } } = {}): Promise<RunningService> {
+export async function startService(settings: ServiceSettings, options: { cpuProfile?: { dir: string; name: string }; nodeArgs?: string[] } = {}): Promise<RunningService> {
   const ports = { public: await freePort(), internal: await freePort(), metrics: await freePort() };
-  const nodeArgs = options.cpuProfile ? ["--cpu-prof", `--cpu-prof-dir=${options.cpuProfile.dir}`, `--cpu-prof-name=${options.cpuProfile.name}`] : [];
+  const nodeArgs = [
+    ...(options.nodeArgs ?? []),
+    ...(options.cpuProfile ? ["--cpu-prof", `--cpu-prof-dir=${options.cpuProfile.dir}`, `--cpu-prof-name=${options.cpuProfile.name}`] : []),
+  ];
   const started: StartedProcess = startProcess(process.execPath, [...nodeArgs, settings.bundle, "serve"], serviceEnv(settings, ports));
   const publicUrl = `https://127.0.0.1:${ports.public}`;
   const deadline = Date.now() + 30_000;

@@ -53,6 +53,26 @@ describe("Are changes to my licence entitlements immediately available?", () => 
     for (const lease of check!.leases) expect(ms(lease.lease.expiresAt)).toBe(ms(at(t, 30 * DAY)));
   });
 
+  it("an expiry brought forward caps the very next lease, and ends the licences at the new date", async () => {
+    const { accountId, poolId } = await seedAccount(t, { count: 2 });
+    const server = await enrollServer(t, accountId, poolId);
+    await server.registerEncoder("enc-1", "HD-IP200", "9.2");
+    await server.addCamera("enc-1", "cam-1");
+
+    // SPEC L4, L5: the vendor moves the expiry to 3 days from now.
+    await t.vendor.pools.changeEntitlement({ poolId, expiresAt: at(t, 3 * DAY) });
+    const next = await server.addCamera("enc-1", "cam-2");
+    expect(ms(next.lease.lease.expiresAt)).toBe(ms(at(t, 3 * DAY)));
+    t.clock.advance(DAY);
+    const [check] = await server.dailyCheck([{ encoderId: "enc-1", firmwareVersion: "9.2" }]);
+    expect(check!.leases.map((l) => ms(l.lease.expiresAt))).toEqual([ms(at(t, 2 * DAY)), ms(at(t, 2 * DAY))]);
+
+    t.clock.advance(2 * DAY);
+    expect((await refusal(server.addCamera("enc-1", "cam-3"))).code).toBe(Code.FailedPrecondition);
+    const [after] = await server.dailyCheck([{ encoderId: "enc-1", firmwareVersion: "9.2" }]);
+    expect(after!.revocations.map((r) => r.reason)).toEqual(["pool_expired", "pool_expired"]);
+  });
+
   it("a count lowered below use keeps existing licences until the next daily check, which revokes the newest first", async () => {
     const { accountId, poolId } = await seedAccount(t, { count: 4 });
     const server = await enrollServer(t, accountId, poolId);

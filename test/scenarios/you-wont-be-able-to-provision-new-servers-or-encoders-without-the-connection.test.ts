@@ -56,11 +56,11 @@ describe("Can I provision new servers or encoders without the connection?", () =
     // The same server with its connection down.
     const offline = newServerClient(t, { baseUrl: await closedPortUrl(), identity });
     for (const attempt of [
-      offline.registerEncoder("enc-2", "HD-IP200", "9.2"),
-      offline.registerEncoder("enc-legacy", "HD-IP200", "8.3"),
-      offline.addCamera("enc-1", "cam-1"),
+      () => offline.registerEncoder("enc-2", "HD-IP200", "9.2"),
+      () => offline.registerEncoder("enc-legacy", "HD-IP200", "8.3"),
+      () => offline.addCamera("enc-1", "cam-1"),
     ]) {
-      expect((await refusal(attempt)).code).toBe(Code.Unavailable);
+      expect((await refusal(attempt())).code).toBe(Code.Unavailable);
     }
     expect(offline.leases.standing("enc-1", "cam-1", t.clock.now())).toBe("unlicensed");
 

@@ -153,6 +153,93 @@ app.kubernetes.io/component: {{ .component }}
 {{- if and (not .Values.secrets.tokenSigningKey.existingSecret) .Values.secrets.generateForDevelopment }}true{{ end -}}
 {{- end -}}
 
+{{/*
+Internal authentication. pool, allocation and server-identity (the services with callees) each
+sign their internal calls with their own Ed25519 key, one Secret holding a key per service;
+every service trusts the staff of internalAuth.staff and the services that call it.
+*/}}
+{{- define "cls.serviceSigningSecretName" -}}
+{{- default (printf "%s-service-signing-keys" (include "cls.fullname" .)) .Values.secrets.serviceSigningKeys.existingSecret -}}
+{{- end -}}
+{{/* Key of a service's private key in that Secret. Context: dict "root" $ "svc" name. */}}
+{{- define "cls.serviceSigningSecretKey" -}}
+{{- $table := include "cls.services" .root | fromJson -}}
+{{- if .root.Values.secrets.serviceSigningKeys.existingSecret -}}
+{{- index .root.Values.secrets.serviceSigningKeys.keys (index $table .svc).valuesKey -}}
+{{- else -}}
+{{- printf "%s.pem" .svc -}}
+{{- end -}}
+{{- end -}}
+{{/* "true" when the services' signing keys are generated here (development); their public keys are then derived. */}}
+{{- define "cls.serviceKeysGenerated" -}}
+{{- if and (not .Values.secrets.serviceSigningKeys.existingSecret) .Values.secrets.generateForDevelopment }}true{{ end -}}
+{{- end -}}
+{{- define "cls.trustedCallersName" -}}
+{{- printf "%s-internal-trusted-callers" (include "cls.fullname" .) -}}
+{{- end -}}
+
+{{/*
+The PEM public key of an Ed25519 PKCS#8 PEM private key. Helm has no function for that, but it
+can make a certificate for a key, and the certificate's DER holds the SubjectPublicKeyInfo: a
+fixed 12-byte Ed25519 header followed by the 32-byte public key, copied out here (sprig's
+substr counts bytes). Context: the private key PEM.
+*/}}
+{{- define "cls.ed25519PublicKeyPem" -}}
+{{- $header := "\x30\x2a\x30\x05\x06\x03\x2b\x65\x70\x03\x21\x00" -}}
+{{- $cert := genSelfSignedCertWithKey "cls" nil nil 1 . -}}
+{{- $der := $cert.Cert | replace "-----BEGIN CERTIFICATE-----" "" | replace "-----END CERTIFICATE-----" "" | nospace | b64dec -}}
+{{- $parts := splitList $header $der -}}
+{{- if ne (len $parts) 2 }}{{ fail "cls.ed25519PublicKeyPem: the generated key is not an Ed25519 key" }}{{ end -}}
+{{- printf "-----BEGIN PUBLIC KEY-----\n%s\n-----END PUBLIC KEY-----\n" (print $header (substr 0 32 (index $parts 1)) | b64enc) -}}
+{{- end -}}
+
+{{/*
+The signing keys of the services that call others, as JSON: service → {"privateKey", "publicKey"}.
+Generated (development): the private key is the existing Secret's (upgrades) or made now, and
+the public key is derived from it. Otherwise the private key is in an existing Secret Helm does
+not read ("") and the public key is internalAuth.servicePublicKeys'. Include it once per
+template file and use the result for everything there: where nothing exists yet, every
+include generates new keys.
+*/}}
+{{- define "cls.serviceKeys" -}}
+{{- $root := . -}}
+{{- $generated := include "cls.serviceKeysGenerated" . -}}
+{{- $existing := dict -}}
+{{- if $generated -}}
+{{- $existing = (lookup "v1" "Secret" .Release.Namespace (include "cls.serviceSigningSecretName" .)).data | default dict -}}
+{{- end -}}
+{{- $keys := dict -}}
+{{- range $svc, $info := include "cls.services" . | fromJson -}}
+{{- if $info.callees -}}
+{{- if $generated -}}
+{{- $private := index $existing (printf "%s.pem" $svc) | default "" | b64dec | default (genPrivateKey "ed25519") -}}
+{{- $_ := set $keys $svc (dict "privateKey" $private "publicKey" (include "cls.ed25519PublicKeyPem" $private)) -}}
+{{- else -}}
+{{- $_ := set $keys $svc (dict "privateKey" "" "publicKey" (index $root.Values.internalAuth.servicePublicKeys $info.valuesKey)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- $keys | toJson -}}
+{{- end -}}
+
+{{/*
+A service's INTERNAL_TRUSTED_CALLERS_FILE: JSON of actor → PEM public key, the staff and the
+services that call it (the callees of the service table), nobody else.
+Context: dict "root" $ "keys" (cls.serviceKeys, parsed) "svc" name.
+*/}}
+{{- define "cls.trustedCallers" -}}
+{{- $trusted := dict -}}
+{{- range $actor, $pem := .root.Values.internalAuth.staff -}}
+{{- $_ := set $trusted $actor $pem -}}
+{{- end -}}
+{{- range $caller, $info := include "cls.services" .root | fromJson -}}
+{{- if has $.svc $info.callees -}}
+{{- $_ := set $trusted (printf "service:%s" $caller) (index $.keys $caller).publicKey -}}
+{{- end -}}
+{{- end -}}
+{{- $trusted | toPrettyJson -}}
+{{- end -}}
+
 {{/* Annotations that make chart-managed Secrets exist before the migration hooks run. */}}
 {{- define "cls.hookSecretAnnotations" -}}
 helm.sh/hook: pre-install,pre-upgrade
@@ -166,6 +253,8 @@ tlsDir: /etc/cls/tls
 leaseDir: /etc/cls/lease-signing
 tokenSigningDir: /etc/cls/token-signing
 tokenVerifyDir: /etc/cls/token-verify
+internalAuthDir: /etc/cls/internal-auth
+serviceSigningDir: /etc/cls/service-signing
 {{- end -}}
 
 {{/*
@@ -215,6 +304,14 @@ Context: dict "root" $ "svc" name "command" "serve"|"migrate" (migrations serve 
 - name: RECLAIM_INTERVAL_SECONDS
   value: {{ $v.reclaimIntervalSeconds | toString | quote }}
 {{- end }}
+{{- if eq .command "serve" }}
+- name: INTERNAL_TRUSTED_CALLERS_FILE
+  value: {{ printf "%s/trusted-callers.json" $paths.internalAuthDir | quote }}
+{{- if (index $table $svc).callees }}
+- name: SERVICE_SIGNING_KEY_FILE
+  value: {{ printf "%s/service-signing-key.pem" $paths.serviceSigningDir | quote }}
+{{- end }}
+{{- end }}
 {{- range $callee := (index $table $svc).callees }}
 - name: {{ printf "%s_INTERNAL_URL" ($callee | replace "-" "_" | upper) }}
   value: {{ include "cls.internalUrl" (dict "root" $root "svc" $callee) | quote }}
@@ -235,9 +332,13 @@ Context: dict "root" $ "svc" name "command" "serve"|"migrate" (migrations serve 
 {{- end }}
 {{- end -}}
 
-{{/* Volumes of a service's pods. Context: dict "root" $ "svc" name. */}}
+{{/*
+Volumes of a service's pods. The internal-auth files are for serving only: migrations call nobody.
+Context: dict "root" $ "svc" name "command" "serve"|"migrate".
+*/}}
 {{- define "cls.volumes" -}}
 {{- $root := .root -}}
+{{- $table := include "cls.services" $root | fromJson -}}
 - name: tmp
   emptyDir:
     sizeLimit: {{ $root.Values.tmpSizeLimit }}
@@ -284,11 +385,30 @@ Context: dict "root" $ "svc" name "command" "serve"|"migrate" (migrations serve 
         path: token-verify-keys.pem
 {{- end }}
 {{- end }}
+{{- if eq .command "serve" }}
+- name: internal-trusted-callers
+  configMap:
+    name: {{ include "cls.trustedCallersName" $root }}
+    defaultMode: 292 # 0444
+    items:
+      - key: {{ printf "%s.json" .svc }}
+        path: trusted-callers.json
+{{- if (index $table .svc).callees }}
+- name: service-signing-key
+  secret:
+    secretName: {{ include "cls.serviceSigningSecretName" $root }}
+    defaultMode: 288 # 0440
+    items:
+      - key: {{ include "cls.serviceSigningSecretKey" . }}
+        path: service-signing-key.pem
+{{- end }}
+{{- end }}
 {{- end -}}
 
-{{/* Volume mounts of a service's container. Context: dict "root" $ "svc" name. */}}
+{{/* Volume mounts of a service's container. Context: dict "root" $ "svc" name "command" "serve"|"migrate". */}}
 {{- define "cls.volumeMounts" -}}
 {{- $paths := include "cls.paths" .root | fromYaml -}}
+{{- $table := include "cls.services" .root | fromJson -}}
 - name: tmp
   mountPath: /tmp
 - name: tls
@@ -307,6 +427,16 @@ Context: dict "root" $ "svc" name "command" "serve"|"migrate" (migrations serve 
 - name: token-verify-keys
   mountPath: {{ $paths.tokenVerifyDir }}
   readOnly: true
+{{- end }}
+{{- if eq .command "serve" }}
+- name: internal-trusted-callers
+  mountPath: {{ $paths.internalAuthDir }}
+  readOnly: true
+{{- if (index $table .svc).callees }}
+- name: service-signing-key
+  mountPath: {{ $paths.serviceSigningDir }}
+  readOnly: true
+{{- end }}
 {{- end }}
 {{- end -}}
 
@@ -355,7 +485,7 @@ Context: dict "root" $ "svc" name "command" "serve"|"migrate".
 */}}
 {{- define "cls.container" -}}
 {{- $root := .root -}}
-{{- $ctx := dict "root" $root "svc" .svc -}}
+{{- $ctx := dict "root" $root "svc" .svc "command" .command -}}
 - name: {{ .svc }}
   image: {{ include "cls.image" $root | quote }}
   imagePullPolicy: {{ $root.Values.image.pullPolicy }}

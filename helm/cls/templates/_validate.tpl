@@ -28,6 +28,56 @@ other or a required secret is neither given nor referenced. Included by deployme
 {{- $errors = append $errors "redis: set either redis.existingSecret or redis.url, not both" -}}
 {{- end -}}
 
+{{- /* Internal authentication: the services' signing keys, their public keys and the staff. */ -}}
+{{- $signingKeys := $v.secrets.serviceSigningKeys -}}
+{{- if not (or $signingKeys.existingSecret $dev) -}}
+{{- $errors = append $errors (printf "secrets.serviceSigningKeys: set existingSecret to a Secret holding the Ed25519 PKCS#8 PEM private keys with which pool, allocation and server-identity sign their internal calls, under keys %q, %q and %q (their public keys go in internalAuth.servicePublicKeys) %s" $signingKeys.keys.pool $signingKeys.keys.allocation $signingKeys.keys.serverIdentity $devHint) -}}
+{{- end -}}
+{{- $generatedKeys := include "cls.serviceKeysGenerated" . -}}
+{{- /* An Ed25519 SubjectPublicKeyInfo is 44 bytes: a fixed 12-byte header (16 base64 characters) and the key. */ -}}
+{{- $ed25519Pem := `^\s*-----BEGIN PUBLIC KEY-----\s*MCowBQYDK2VwAyEA[A-Za-z0-9+/]{43}=\s*-----END PUBLIC KEY-----\s*$` -}}
+{{- $pemHint := "an Ed25519 public key in PEM (-----BEGIN PUBLIC KEY-----, as `openssl pkey -in key.pem -pubout` prints it)" -}}
+{{- $trusted := list -}}
+{{- range $svc, $info := include "cls.services" . | fromJson -}}
+{{- if $info.callees -}}
+{{- $name := printf "internalAuth.servicePublicKeys.%s" $info.valuesKey -}}
+{{- $pem := index $v.internalAuth.servicePublicKeys $info.valuesKey -}}
+{{- if $generatedKeys -}}
+{{- if $pem -}}
+{{- $errors = append $errors (printf "%s: set, but the services' signing keys are generated (secrets.generateForDevelopment without secrets.serviceSigningKeys.existingSecret) and the chart derives their public keys: leave it empty, or set secrets.serviceSigningKeys.existingSecret" $name) -}}
+{{- end -}}
+{{- else if not $pem -}}
+{{- $errors = append $errors (printf "%s: empty: set it to the PEM public key of %s's signing key (key %q of secrets.serviceSigningKeys.existingSecret); the services %s calls trust it as service:%s" $name $svc (index $signingKeys.keys $info.valuesKey) $svc $svc) -}}
+{{- else if contains "PRIVATE KEY" $pem -}}
+{{- $errors = append $errors (printf "%s: is a private key: only public keys belong in the values (they are stored in the Helm release); set %s" $name $pemHint) -}}
+{{- else if not (regexMatch $ed25519Pem $pem) -}}
+{{- $errors = append $errors (printf "%s: must be %s" $name $pemHint) -}}
+{{- else -}}
+{{- $trusted = append $trusted (dict "actor" (printf "service:%s" $svc) "key" (nospace $pem)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- range $actor, $pem := $v.internalAuth.staff -}}
+{{- if not (regexMatch `^staff:[\x21-\x7e]{1,100}$` $actor) -}}
+{{- $errors = append $errors (printf "internalAuth.staff: %q is not a staff actor: name each entry staff:<name>, e.g. staff:alice@vendor.example (printable ASCII without spaces, at most 100 characters after staff:)" $actor) -}}
+{{- end -}}
+{{- if contains "PRIVATE KEY" $pem -}}
+{{- $errors = append $errors (printf "internalAuth.staff[%q]: is a private key: only public keys belong in the values (they are stored in the Helm release); set %s" $actor $pemHint) -}}
+{{- else if not (regexMatch $ed25519Pem $pem) -}}
+{{- $errors = append $errors (printf "internalAuth.staff[%q]: must be %s" $actor $pemHint) -}}
+{{- else -}}
+{{- $trusted = append $trusted (dict "actor" $actor "key" (nospace $pem)) -}}
+{{- end -}}
+{{- end -}}
+{{- /* The services find a caller by its key: two callers with one key would be confused. */ -}}
+{{- range $i, $a := $trusted -}}
+{{- range $j, $b := $trusted -}}
+{{- if and (lt $i $j) (eq $a.key $b.key) -}}
+{{- $errors = append $errors (printf "internalAuth: %s and %s have the same public key: every staff member and service needs a key of its own" $a.actor $b.actor) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
 {{- /* Locking: without Redis, allocation's locks are in-process, correct for one replica only. */ -}}
 {{- $a := $v.allocation -}}
 {{- if and (not (include "cls.redisEnabled" .)) (not $a.postgresOnlyLocking) -}}

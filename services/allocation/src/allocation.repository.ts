@@ -23,18 +23,8 @@ export async function findActiveAllocation(db: Db, serverId: string, encoderId: 
     .executeTakeFirst()) as AllocationRow | undefined;
 }
 
-export interface NewAllocation {
-  account_id: string;
-  pool_id: string | null;
-  server_id: string;
-  encoder_id: string;
-  camera_id: string;
-  licence_type: string;
-  kind: LicenceKindColumn;
-  acquired_at: Date;
-  lease_serial: number;
-  lease_expires_at: Date | null;
-}
+/** What a grant supplies of an allocation; the id, state and end come from here. */
+export type NewAllocation = Omit<AllocationTable, "allocation_id" | "state" | "ended_at" | "end_reason" | "grant_seq">;
 
 /**
  * Inserts an active allocation unless the camera already has one (SPEC L7 idempotency).

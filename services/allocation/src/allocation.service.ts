@@ -89,10 +89,13 @@ export function createAllocationService(ctx: AllocationContext): ServiceImpl<typ
     async checkEncoders(req, handler) {
       const caller = requireServerCaller(handler);
       requireListSize("encoders", req.encoders, MAX_CHECK_BATCH, 1);
-      const requests = req.encoders.map((entry, i) => ({
-        encoderId: requireExternalId(`encoders[${i}].encoder_id`, entry.encoderId),
-        firmwareVersion: requireFirmwareText(`encoders[${i}].firmware_version`, entry.firmwareVersion),
-      }));
+      const seen = new Set<string>();
+      const requests = req.encoders.map((entry, i) => {
+        const encoderId = requireExternalId(`encoders[${i}].encoder_id`, entry.encoderId);
+        if (seen.has(encoderId)) throw new InvalidArgumentError(`encoders[${i}].encoder_id`, "names an encoder already in this batch");
+        seen.add(encoderId);
+        return { encoderId, firmwareVersion: requireFirmwareText(`encoders[${i}].firmware_version`, entry.firmwareVersion) };
+      });
       const outcomes = await checkEncoders(ctx, caller, requests);
       return {
         outcomes: outcomes.map((outcome) =>

@@ -251,6 +251,15 @@ describe("CheckEncoders: the batch form (SPEC L8.3)", () => {
     expect([bad.code, bad.rawMessage]).toEqual([Code.InvalidArgument, "encoders[1].encoder_id: is required"]);
   });
 
+  it("refuses a batch naming one encoder twice, so no licence gets two leases in one answer (SPEC L9)", async () => {
+    const server = await t.newServer(await t.newPool({ [CAMERA]: 1 }));
+    await t.registered(server, "enc-1");
+    const twice = await rejection(
+      server.api.checkEncoders({ encoders: [{ encoderId: "enc-1", firmwareVersion: "9.2" }, { encoderId: "enc-1", firmwareVersion: "9.2" }] }),
+    );
+    expect([twice.code, twice.rawMessage]).toEqual([Code.InvalidArgument, "encoders[1].encoder_id: names an encoder already in this batch"]);
+  });
+
   it("records each encoder's check time and the server's", async () => {
     const server = await t.newServer(await t.newPool({ [CAMERA]: 1 }));
     await t.registered(server, "enc-1");

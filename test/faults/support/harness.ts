@@ -69,7 +69,6 @@ export async function closeFaultHarnesses(): Promise<void> {
   for (const close of [...open]) await close();
 }
 
-const t0 = Date.now(); const dbg = (m: string) => process.env.FAULTS_DEBUG && console.log(`[faults +${Date.now() - t0}ms] ${m}`);
 export async function startFaultHarness(options: HarnessOptions): Promise<FaultHarness> {
   allowChildren();
   const dir = mkdtempSync(join(tmpdir(), "cls-faults-"));
@@ -150,7 +149,7 @@ export async function startFaultHarness(options: HarnessOptions): Promise<FaultH
       ...(options.envFor ? { envFor: options.envFor } : {}),
     });
     await defer(() => replicas.close());
-    dbg("replicas spawned"); await replicas.waitAllUp(); dbg("replicas up");
+    await replicas.waitAllUp();
 
     const fleet = await seedFleet({
       internalUrl: replicas.replicas[0]!.internalUrl,
@@ -160,7 +159,6 @@ export async function startFaultHarness(options: HarnessOptions): Promise<FaultH
       staff,
       shape: options.shape ?? DEFAULT_SHAPE,
     });
-    dbg("seeded");
     const capacityOfCamera = new Map(fleet.cameras.map((camera) => [camera.key, fleet.pools.find((p) => p.poolId === camera.poolId)!.capacity]));
 
     return {

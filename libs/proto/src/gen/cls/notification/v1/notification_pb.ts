@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cls/notification/v1/notification.proto.
  */
 export const file_cls_notification_v1_notification: GenFile = /*@__PURE__*/
-  fileDesc("CiZjbHMvbm90aWZpY2F0aW9uL3YxL25vdGlmaWNhdGlvbi5wcm90bxITY2xzLm5vdGlmaWNhdGlvbi52MSKWAQoMTm90aWZpY2F0aW9uEhAKCGV2ZW50X2lkGAEgASgJEhIKCmFjY291bnRfaWQYAiABKAkSDAoEdHlwZRgDIAEoCRIvCgtvY2N1cnJlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJZGF0YV9qc29uGAUgASgJEg4KBnNvdXJjZRgGIAEoCSI3ChhMaXN0Tm90aWZpY2F0aW9uc1JlcXVlc3QSDQoFbGltaXQYASABKAUSDAoEdHlwZRgCIAEoCSJVChlMaXN0Tm90aWZpY2F0aW9uc1Jlc3BvbnNlEjgKDW5vdGlmaWNhdGlvbnMYASADKAsyIS5jbHMubm90aWZpY2F0aW9uLnYxLk5vdGlmaWNhdGlvbiJIChNJbmdlc3RFdmVudHNSZXF1ZXN0EjEKBmV2ZW50cxgBIAMoCzIhLmNscy5ub3RpZmljYXRpb24udjEuTm90aWZpY2F0aW9uIigKFEluZ2VzdEV2ZW50c1Jlc3BvbnNlEhAKCGFjY2VwdGVkGAEgASgFIlIKH0xpc3RBY2NvdW50Tm90aWZpY2F0aW9uc1JlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRINCgVsaW1pdBgCIAEoBRIMCgR0eXBlGAMgASgJIlwKIExpc3RBY2NvdW50Tm90aWZpY2F0aW9uc1Jlc3BvbnNlEjgKDW5vdGlmaWNhdGlvbnMYASADKAsyIS5jbHMubm90aWZpY2F0aW9uLnYxLk5vdGlmaWNhdGlvbjKJAQoTTm90aWZpY2F0aW9uU2VydmljZRJyChFMaXN0Tm90aWZpY2F0aW9ucxItLmNscy5ub3RpZmljYXRpb24udjEuTGlzdE5vdGlmaWNhdGlvbnNSZXF1ZXN0Gi4uY2xzLm5vdGlmaWNhdGlvbi52MS5MaXN0Tm90aWZpY2F0aW9uc1Jlc3BvbnNlMokCChhOb3RpZmljYXRpb25BZG1pblNlcnZpY2USYwoMSW5nZXN0RXZlbnRzEiguY2xzLm5vdGlmaWNhdGlvbi52MS5Jbmdlc3RFdmVudHNSZXF1ZXN0GikuY2xzLm5vdGlmaWNhdGlvbi52MS5Jbmdlc3RFdmVudHNSZXNwb25zZRKHAQoYTGlzdEFjY291bnROb3RpZmljYXRpb25zEjQuY2xzLm5vdGlmaWNhdGlvbi52MS5MaXN0QWNjb3VudE5vdGlmaWNhdGlvbnNSZXF1ZXN0GjUuY2xzLm5vdGlmaWNhdGlvbi52MS5MaXN0QWNjb3VudE5vdGlmaWNhdGlvbnNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("CiZjbHMvbm90aWZpY2F0aW9uL3YxL25vdGlmaWNhdGlvbi5wcm90bxITY2xzLm5vdGlmaWNhdGlvbi52MSKWAQoMTm90aWZpY2F0aW9uEhAKCGV2ZW50X2lkGAEgASgJEhIKCmFjY291bnRfaWQYAiABKAkSDAoEdHlwZRgDIAEoCRIvCgtvY2N1cnJlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJZGF0YV9qc29uGAUgASgJEg4KBnNvdXJjZRgGIAEoCSJvCgdXZWJob29rEhIKCndlYmhvb2tfaWQYASABKAkSCwoDdXJsGAIgASgJEhMKC2V2ZW50X3R5cGVzGAMgAygJEi4KCmNyZWF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjgKFENyZWF0ZVdlYmhvb2tSZXF1ZXN0EgsKA3VybBgBIAEoCRITCgtldmVudF90eXBlcxgCIAMoCSJeChVDcmVhdGVXZWJob29rUmVzcG9uc2USLQoHd2ViaG9vaxgBIAEoCzIcLmNscy5ub3RpZmljYXRpb24udjEuV2ViaG9vaxIWCg5zaWduaW5nX3NlY3JldBgCIAEoCSIVChNMaXN0V2ViaG9va3NSZXF1ZXN0IkYKFExpc3RXZWJob29rc1Jlc3BvbnNlEi4KCHdlYmhvb2tzGAEgAygLMhwuY2xzLm5vdGlmaWNhdGlvbi52MS5XZWJob29rIioKFERlbGV0ZVdlYmhvb2tSZXF1ZXN0EhIKCndlYmhvb2tfaWQYASABKAkiFwoVRGVsZXRlV2ViaG9va1Jlc3BvbnNlIroBCgpEZWFkTGV0dGVyEhMKC2RlbGl2ZXJ5X2lkGAEgASgJEhIKCndlYmhvb2tfaWQYAiABKAkSMAoFZXZlbnQYAyABKAsyIS5jbHMubm90aWZpY2F0aW9uLnYxLk5vdGlmaWNhdGlvbhIQCghhdHRlbXB0cxgEIAEoBRISCgpsYXN0X2Vycm9yGAUgASgJEisKB2RlYWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIicKFkxpc3REZWFkTGV0dGVyc1JlcXVlc3QSDQoFbGltaXQYASABKAUiUAoXTGlzdERlYWRMZXR0ZXJzUmVzcG9uc2USNQoMZGVhZF9sZXR0ZXJzGAEgAygLMh8uY2xzLm5vdGlmaWNhdGlvbi52MS5EZWFkTGV0dGVyIjcKGExpc3ROb3RpZmljYXRpb25zUmVxdWVzdBINCgVsaW1pdBgBIAEoBRIMCgR0eXBlGAIgASgJIlUKGUxpc3ROb3RpZmljYXRpb25zUmVzcG9uc2USOAoNbm90aWZpY2F0aW9ucxgBIAMoCzIhLmNscy5ub3RpZmljYXRpb24udjEuTm90aWZpY2F0aW9uIkgKE0luZ2VzdEV2ZW50c1JlcXVlc3QSMQoGZXZlbnRzGAEgAygLMiEuY2xzLm5vdGlmaWNhdGlvbi52MS5Ob3RpZmljYXRpb24iKAoUSW5nZXN0RXZlbnRzUmVzcG9uc2USEAoIYWNjZXB0ZWQYASABKAUiUgofTGlzdEFjY291bnROb3RpZmljYXRpb25zUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEg0KBWxpbWl0GAIgASgFEgwKBHR5cGUYAyABKAkiXAogTGlzdEFjY291bnROb3RpZmljYXRpb25zUmVzcG9uc2USOAoNbm90aWZpY2F0aW9ucxgBIAMoCzIhLmNscy5ub3RpZmljYXRpb24udjEuTm90aWZpY2F0aW9uMqwEChNOb3RpZmljYXRpb25TZXJ2aWNlEnIKEUxpc3ROb3RpZmljYXRpb25zEi0uY2xzLm5vdGlmaWNhdGlvbi52MS5MaXN0Tm90aWZpY2F0aW9uc1JlcXVlc3QaLi5jbHMubm90aWZpY2F0aW9uLnYxLkxpc3ROb3RpZmljYXRpb25zUmVzcG9uc2USZgoNQ3JlYXRlV2ViaG9vaxIpLmNscy5ub3RpZmljYXRpb24udjEuQ3JlYXRlV2ViaG9va1JlcXVlc3QaKi5jbHMubm90aWZpY2F0aW9uLnYxLkNyZWF0ZVdlYmhvb2tSZXNwb25zZRJjCgxMaXN0V2ViaG9va3MSKC5jbHMubm90aWZpY2F0aW9uLnYxLkxpc3RXZWJob29rc1JlcXVlc3QaKS5jbHMubm90aWZpY2F0aW9uLnYxLkxpc3RXZWJob29rc1Jlc3BvbnNlEmYKDURlbGV0ZVdlYmhvb2sSKS5jbHMubm90aWZpY2F0aW9uLnYxLkRlbGV0ZVdlYmhvb2tSZXF1ZXN0GiouY2xzLm5vdGlmaWNhdGlvbi52MS5EZWxldGVXZWJob29rUmVzcG9uc2USbAoPTGlzdERlYWRMZXR0ZXJzEisuY2xzLm5vdGlmaWNhdGlvbi52MS5MaXN0RGVhZExldHRlcnNSZXF1ZXN0GiwuY2xzLm5vdGlmaWNhdGlvbi52MS5MaXN0RGVhZExldHRlcnNSZXNwb25zZTKJAgoYTm90aWZpY2F0aW9uQWRtaW5TZXJ2aWNlEmMKDEluZ2VzdEV2ZW50cxIoLmNscy5ub3RpZmljYXRpb24udjEuSW5nZXN0RXZlbnRzUmVxdWVzdBopLmNscy5ub3RpZmljYXRpb24udjEuSW5nZXN0RXZlbnRzUmVzcG9uc2UShwEKGExpc3RBY2NvdW50Tm90aWZpY2F0aW9ucxI0LmNscy5ub3RpZmljYXRpb24udjEuTGlzdEFjY291bnROb3RpZmljYXRpb25zUmVxdWVzdBo1LmNscy5ub3RpZmljYXRpb24udjEuTGlzdEFjY291bnROb3RpZmljYXRpb25zUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * Something a customer is told about (SPEC L15).
@@ -67,6 +67,230 @@ export const NotificationSchema: GenMessage<Notification> = /*@__PURE__*/
   messageDesc(file_cls_notification_v1_notification, 0);
 
 /**
+ * An HTTPS endpoint that receives the account's events as signed POSTs.
+ *
+ * @generated from message cls.notification.v1.Webhook
+ */
+export type Webhook = Message<"cls.notification.v1.Webhook"> & {
+  /**
+   * @generated from field: string webhook_id = 1;
+   */
+  webhookId: string;
+
+  /**
+   * @generated from field: string url = 2;
+   */
+  url: string;
+
+  /**
+   * Event types delivered; empty means all.
+   *
+   * @generated from field: repeated string event_types = 3;
+   */
+  eventTypes: string[];
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 4;
+   */
+  createdAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message cls.notification.v1.Webhook.
+ * Use `create(WebhookSchema)` to create a new message.
+ */
+export const WebhookSchema: GenMessage<Webhook> = /*@__PURE__*/
+  messageDesc(file_cls_notification_v1_notification, 1);
+
+/**
+ * @generated from message cls.notification.v1.CreateWebhookRequest
+ */
+export type CreateWebhookRequest = Message<"cls.notification.v1.CreateWebhookRequest"> & {
+  /**
+   * https://… with a host name (no IP address).
+   *
+   * @generated from field: string url = 1;
+   */
+  url: string;
+
+  /**
+   * @generated from field: repeated string event_types = 2;
+   */
+  eventTypes: string[];
+};
+
+/**
+ * Describes the message cls.notification.v1.CreateWebhookRequest.
+ * Use `create(CreateWebhookRequestSchema)` to create a new message.
+ */
+export const CreateWebhookRequestSchema: GenMessage<CreateWebhookRequest> = /*@__PURE__*/
+  messageDesc(file_cls_notification_v1_notification, 2);
+
+/**
+ * @generated from message cls.notification.v1.CreateWebhookResponse
+ */
+export type CreateWebhookResponse = Message<"cls.notification.v1.CreateWebhookResponse"> & {
+  /**
+   * @generated from field: cls.notification.v1.Webhook webhook = 1;
+   */
+  webhook?: Webhook | undefined;
+
+  /**
+   * Verifies the `cls-signature` header of each delivery; shown once.
+   *
+   * @generated from field: string signing_secret = 2;
+   */
+  signingSecret: string;
+};
+
+/**
+ * Describes the message cls.notification.v1.CreateWebhookResponse.
+ * Use `create(CreateWebhookResponseSchema)` to create a new message.
+ */
+export const CreateWebhookResponseSchema: GenMessage<CreateWebhookResponse> = /*@__PURE__*/
+  messageDesc(file_cls_notification_v1_notification, 3);
+
+/**
+ * @generated from message cls.notification.v1.ListWebhooksRequest
+ */
+export type ListWebhooksRequest = Message<"cls.notification.v1.ListWebhooksRequest"> & {
+};
+
+/**
+ * Describes the message cls.notification.v1.ListWebhooksRequest.
+ * Use `create(ListWebhooksRequestSchema)` to create a new message.
+ */
+export const ListWebhooksRequestSchema: GenMessage<ListWebhooksRequest> = /*@__PURE__*/
+  messageDesc(file_cls_notification_v1_notification, 4);
+
+/**
+ * @generated from message cls.notification.v1.ListWebhooksResponse
+ */
+export type ListWebhooksResponse = Message<"cls.notification.v1.ListWebhooksResponse"> & {
+  /**
+   * @generated from field: repeated cls.notification.v1.Webhook webhooks = 1;
+   */
+  webhooks: Webhook[];
+};
+
+/**
+ * Describes the message cls.notification.v1.ListWebhooksResponse.
+ * Use `create(ListWebhooksResponseSchema)` to create a new message.
+ */
+export const ListWebhooksResponseSchema: GenMessage<ListWebhooksResponse> = /*@__PURE__*/
+  messageDesc(file_cls_notification_v1_notification, 5);
+
+/**
+ * @generated from message cls.notification.v1.DeleteWebhookRequest
+ */
+export type DeleteWebhookRequest = Message<"cls.notification.v1.DeleteWebhookRequest"> & {
+  /**
+   * @generated from field: string webhook_id = 1;
+   */
+  webhookId: string;
+};
+
+/**
+ * Describes the message cls.notification.v1.DeleteWebhookRequest.
+ * Use `create(DeleteWebhookRequestSchema)` to create a new message.
+ */
+export const DeleteWebhookRequestSchema: GenMessage<DeleteWebhookRequest> = /*@__PURE__*/
+  messageDesc(file_cls_notification_v1_notification, 6);
+
+/**
+ * @generated from message cls.notification.v1.DeleteWebhookResponse
+ */
+export type DeleteWebhookResponse = Message<"cls.notification.v1.DeleteWebhookResponse"> & {
+};
+
+/**
+ * Describes the message cls.notification.v1.DeleteWebhookResponse.
+ * Use `create(DeleteWebhookResponseSchema)` to create a new message.
+ */
+export const DeleteWebhookResponseSchema: GenMessage<DeleteWebhookResponse> = /*@__PURE__*/
+  messageDesc(file_cls_notification_v1_notification, 7);
+
+/**
+ * A delivery given up on after its last retry.
+ *
+ * @generated from message cls.notification.v1.DeadLetter
+ */
+export type DeadLetter = Message<"cls.notification.v1.DeadLetter"> & {
+  /**
+   * @generated from field: string delivery_id = 1;
+   */
+  deliveryId: string;
+
+  /**
+   * @generated from field: string webhook_id = 2;
+   */
+  webhookId: string;
+
+  /**
+   * @generated from field: cls.notification.v1.Notification event = 3;
+   */
+  event?: Notification | undefined;
+
+  /**
+   * @generated from field: int32 attempts = 4;
+   */
+  attempts: number;
+
+  /**
+   * The last failure, e.g. "HTTP 503" or "timeout".
+   *
+   * @generated from field: string last_error = 5;
+   */
+  lastError: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp dead_at = 6;
+   */
+  deadAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message cls.notification.v1.DeadLetter.
+ * Use `create(DeadLetterSchema)` to create a new message.
+ */
+export const DeadLetterSchema: GenMessage<DeadLetter> = /*@__PURE__*/
+  messageDesc(file_cls_notification_v1_notification, 8);
+
+/**
+ * @generated from message cls.notification.v1.ListDeadLettersRequest
+ */
+export type ListDeadLettersRequest = Message<"cls.notification.v1.ListDeadLettersRequest"> & {
+  /**
+   * @generated from field: int32 limit = 1;
+   */
+  limit: number;
+};
+
+/**
+ * Describes the message cls.notification.v1.ListDeadLettersRequest.
+ * Use `create(ListDeadLettersRequestSchema)` to create a new message.
+ */
+export const ListDeadLettersRequestSchema: GenMessage<ListDeadLettersRequest> = /*@__PURE__*/
+  messageDesc(file_cls_notification_v1_notification, 9);
+
+/**
+ * @generated from message cls.notification.v1.ListDeadLettersResponse
+ */
+export type ListDeadLettersResponse = Message<"cls.notification.v1.ListDeadLettersResponse"> & {
+  /**
+   * @generated from field: repeated cls.notification.v1.DeadLetter dead_letters = 1;
+   */
+  deadLetters: DeadLetter[];
+};
+
+/**
+ * Describes the message cls.notification.v1.ListDeadLettersResponse.
+ * Use `create(ListDeadLettersResponseSchema)` to create a new message.
+ */
+export const ListDeadLettersResponseSchema: GenMessage<ListDeadLettersResponse> = /*@__PURE__*/
+  messageDesc(file_cls_notification_v1_notification, 10);
+
+/**
  * @generated from message cls.notification.v1.ListNotificationsRequest
  */
 export type ListNotificationsRequest = Message<"cls.notification.v1.ListNotificationsRequest"> & {
@@ -88,7 +312,7 @@ export type ListNotificationsRequest = Message<"cls.notification.v1.ListNotifica
  * Use `create(ListNotificationsRequestSchema)` to create a new message.
  */
 export const ListNotificationsRequestSchema: GenMessage<ListNotificationsRequest> = /*@__PURE__*/
-  messageDesc(file_cls_notification_v1_notification, 1);
+  messageDesc(file_cls_notification_v1_notification, 11);
 
 /**
  * @generated from message cls.notification.v1.ListNotificationsResponse
@@ -105,7 +329,7 @@ export type ListNotificationsResponse = Message<"cls.notification.v1.ListNotific
  * Use `create(ListNotificationsResponseSchema)` to create a new message.
  */
 export const ListNotificationsResponseSchema: GenMessage<ListNotificationsResponse> = /*@__PURE__*/
-  messageDesc(file_cls_notification_v1_notification, 2);
+  messageDesc(file_cls_notification_v1_notification, 12);
 
 /**
  * @generated from message cls.notification.v1.IngestEventsRequest
@@ -122,7 +346,7 @@ export type IngestEventsRequest = Message<"cls.notification.v1.IngestEventsReque
  * Use `create(IngestEventsRequestSchema)` to create a new message.
  */
 export const IngestEventsRequestSchema: GenMessage<IngestEventsRequest> = /*@__PURE__*/
-  messageDesc(file_cls_notification_v1_notification, 3);
+  messageDesc(file_cls_notification_v1_notification, 13);
 
 /**
  * @generated from message cls.notification.v1.IngestEventsResponse
@@ -139,7 +363,7 @@ export type IngestEventsResponse = Message<"cls.notification.v1.IngestEventsResp
  * Use `create(IngestEventsResponseSchema)` to create a new message.
  */
 export const IngestEventsResponseSchema: GenMessage<IngestEventsResponse> = /*@__PURE__*/
-  messageDesc(file_cls_notification_v1_notification, 4);
+  messageDesc(file_cls_notification_v1_notification, 14);
 
 /**
  * @generated from message cls.notification.v1.ListAccountNotificationsRequest
@@ -166,7 +390,7 @@ export type ListAccountNotificationsRequest = Message<"cls.notification.v1.ListA
  * Use `create(ListAccountNotificationsRequestSchema)` to create a new message.
  */
 export const ListAccountNotificationsRequestSchema: GenMessage<ListAccountNotificationsRequest> = /*@__PURE__*/
-  messageDesc(file_cls_notification_v1_notification, 5);
+  messageDesc(file_cls_notification_v1_notification, 15);
 
 /**
  * @generated from message cls.notification.v1.ListAccountNotificationsResponse
@@ -183,10 +407,10 @@ export type ListAccountNotificationsResponse = Message<"cls.notification.v1.List
  * Use `create(ListAccountNotificationsResponseSchema)` to create a new message.
  */
 export const ListAccountNotificationsResponseSchema: GenMessage<ListAccountNotificationsResponse> = /*@__PURE__*/
-  messageDesc(file_cls_notification_v1_notification, 6);
+  messageDesc(file_cls_notification_v1_notification, 16);
 
 /**
- * Public: a customer's or server's own account's notifications.
+ * Public: a customer's or server's own account's notifications, and (customers) webhooks.
  *
  * @generated from service cls.notification.v1.NotificationService
  */
@@ -198,6 +422,42 @@ export const NotificationService: GenService<{
     methodKind: "unary";
     input: typeof ListNotificationsRequestSchema;
     output: typeof ListNotificationsResponseSchema;
+  },
+  /**
+   * Subscribes an HTTPS endpoint to the account's events; the signing secret is shown once.
+   *
+   * @generated from rpc cls.notification.v1.NotificationService.CreateWebhook
+   */
+  createWebhook: {
+    methodKind: "unary";
+    input: typeof CreateWebhookRequestSchema;
+    output: typeof CreateWebhookResponseSchema;
+  },
+  /**
+   * @generated from rpc cls.notification.v1.NotificationService.ListWebhooks
+   */
+  listWebhooks: {
+    methodKind: "unary";
+    input: typeof ListWebhooksRequestSchema;
+    output: typeof ListWebhooksResponseSchema;
+  },
+  /**
+   * @generated from rpc cls.notification.v1.NotificationService.DeleteWebhook
+   */
+  deleteWebhook: {
+    methodKind: "unary";
+    input: typeof DeleteWebhookRequestSchema;
+    output: typeof DeleteWebhookResponseSchema;
+  },
+  /**
+   * Deliveries that failed every retry (SPEC L15).
+   *
+   * @generated from rpc cls.notification.v1.NotificationService.ListDeadLetters
+   */
+  listDeadLetters: {
+    methodKind: "unary";
+    input: typeof ListDeadLettersRequestSchema;
+    output: typeof ListDeadLettersResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_cls_notification_v1_notification, 0);
