@@ -1,15 +1,26 @@
 import { createPublicKey } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { EdgeVisClient, spkiPinOfPem } from "@cls/edgevis-client";
 import { createLeaseSigner, generateEd25519PrivateKeyPem, verifyLease } from "@cls/lease";
-import { EncoderKind, HealthCheckResponse_ServingStatus as ServingStatus, NotificationAdminService, PoolAdminService, PoolExhaustedDetailSchema, ServerIdentityAdminService } from "@cls/proto";
+import {
+  AllocationAdminService,
+  EncoderKind,
+  HealthCheckResponse_ServingStatus as ServingStatus,
+  NotificationAdminService,
+  PoolAdminService,
+  PoolExhaustedDetailSchema,
+  ServerIdentityAdminService,
+} from "@cls/proto";
 import { loadOrCreateSelfSignedTls } from "@cls/server";
-import { createVendorClient } from "@cls/vendor-client";
+import { createVendorClient, GrpcStatus } from "@cls/vendor-client";
+import { stringify } from "yaml";
 import { buildServices } from "../../deploy/build.js";
 import { readAllocationConfig } from "../../services/allocation/src/config.js";
 import { readNotificationConfig } from "../../services/notification/src/config.js";
@@ -21,6 +32,7 @@ import { startIngress } from "../support/ingress.js";
 import { DEV_VALUES, externalSecretNames, ofKind, podOf, PRODUCTION_VALUES, renderChart, type K8sObject } from "./chart.js";
 import {
   bootDirectory,
+  configMapsOf,
   localPod,
   planNetwork,
   probe,
@@ -44,6 +56,12 @@ const CONFIG_READERS: Record<string, (env: Record<string, string | undefined>) =
 
 const RELEASE = "cls";
 const NAMESPACE = "cls";
+/** The vendor staff member the flow runs as: their public key goes in internalAuth.staff. */
+const STAFF_ACTOR = "staff:chart-boot@vendor.example";
+/** The services that call others, and so sign with a key of their own (the chart's service table's callers). */
+const CALLERS: Record<string, string[]> = { pool: ["allocation", "notification"], allocation: ["notification"], "server-identity": ["pool", "allocation", "notification"] };
+
+const publicKeyPem = (privateKeyPem: string) => createPublicKey(privateKeyPem).export({ type: "spki", format: "pem" }).toString();
 
 interface Booted {
   objects: K8sObject[];
@@ -55,27 +73,60 @@ interface Booted {
   ingress: { url: string; close(): Promise<void> };
   tlsCert: string;
   leaseKeyPem: string;
+  /** The staff member's private key, whose public key the values trust as STAFF_ACTOR. */
+  staffKeyPem: string;
+}
+
+/** The internal-auth material an SRE makes: a staff key and, for existing Secrets, the services' signing keys. */
+interface InternalAuthKeys {
+  staffKeyPem: string;
+  /** Service → its Ed25519 private key PEM (production-like values only: development generates them). */
+  serviceKeys: Record<string, string>;
+}
+
+function makeInternalAuthKeys(withServiceKeys: boolean): InternalAuthKeys {
+  const serviceKeys: Record<string, string> = {};
+  if (withServiceKeys) for (const service of Object.keys(CALLERS)) serviceKeys[service] = generateEd25519PrivateKeyPem();
+  return { staffKeyPem: generateEd25519PrivateKeyPem(), serviceKeys };
+}
+
+/** The values file the SRE adds for internal auth: the staff's public key and, with existing Secrets, the services'. */
+function internalAuthValues(keys: InternalAuthKeys, dir: string): string {
+  const valuesKey: Record<string, string> = { pool: "pool", allocation: "allocation", "server-identity": "serverIdentity" };
+  const servicePublicKeys = Object.fromEntries(Object.entries(keys.serviceKeys).map(([service, pem]) => [valuesKey[service]!, publicKeyPem(pem)]));
+  const file = join(dir, "internal-auth-values.yaml");
+  writeFileSync(
+    file,
+    stringify({ internalAuth: { staff: { [STAFF_ACTOR]: publicKeyPem(keys.staffKeyPem) }, ...(Object.keys(servicePublicKeys).length > 0 ? { servicePublicKeys } : {}) } }),
+  );
+  return file;
 }
 
 /** Makes the Secrets the production-like values reference, as an SRE would before installing. */
-async function existingSecrets(database: TestDatabase, dir: string): Promise<SecretData> {
+async function existingSecrets(database: TestDatabase, dir: string, keys: InternalAuthKeys): Promise<SecretData> {
   const tls = await loadOrCreateSelfSignedTls(join(dir, "made-tls"));
   const tokenKey = generateEd25519PrivateKeyPem();
   return {
+    "cls-service-signing-keys": {
+      "pool.pem": keys.serviceKeys.pool!,
+      "allocation.pem": keys.serviceKeys.allocation!,
+      "server-identity.pem": keys.serviceKeys["server-identity"]!,
+    },
     "cls-database": { url: database.url },
     "cls-redis": { url: TEST_REDIS_URL },
     "cls-tls": { "tls.crt": tls.cert, "tls.key": tls.key },
     "cls-lease-signing-key": { "lease-signing-key.pem": generateEd25519PrivateKeyPem() },
     "cls-token-signing-key": {
       "token-signing-key.pem": tokenKey,
-      "token-verify-keys.pem": createPublicKey(tokenKey).export({ type: "spki", format: "pem" }).toString(),
+      "token-verify-keys.pem": publicKeyPem(tokenKey),
     },
   };
 }
 
 /** Renders, migrates and starts the chart's workloads as local processes, behind the Ingress's routes. */
-async function boot(objects: K8sObject[], secrets: SecretData, dir: string, external: Record<string, string>): Promise<Booted> {
+async function boot(objects: K8sObject[], secrets: SecretData, dir: string, external: Record<string, string>, staffKeyPem: string): Promise<Booted> {
   const network = await planNetwork(objects, NAMESPACE, external);
+  const configMaps = configMapsOf(objects);
 
   // Migration Jobs first, as the pre-install hook runs them, in hook-weight order.
   const migrations: Booted["migrations"] = [];
@@ -83,7 +134,7 @@ async function boot(objects: K8sObject[], secrets: SecretData, dir: string, exte
     (a, b) => Number(a.metadata.annotations?.["helm.sh/hook-weight"] ?? 0) - Number(b.metadata.annotations?.["helm.sh/hook-weight"] ?? 0),
   );
   for (const job of jobs) {
-    const pod = localPod(job, secrets, network, dir);
+    const pod = localPod(job, secrets, network, dir, configMaps);
     for (const container of [...pod.initContainers, ...pod.containers]) {
       const result = await runToCompletion(container);
       migrations.push({ job: container.name, ...result });
@@ -93,7 +144,7 @@ async function boot(objects: K8sObject[], secrets: SecretData, dir: string, exte
 
   const deployments: Booted["deployments"] = [];
   for (const deployment of ofKind(objects, "Deployment")) {
-    const pod = localPod(deployment, secrets, network, dir);
+    const pod = localPod(deployment, secrets, network, dir, configMaps);
     for (const init of pod.initContainers) {
       const result = await runToCompletion(init);
       if (result.code !== 0) throw new Error(`${init.name} exited ${result.code}:\n${result.output}`);
@@ -138,19 +189,29 @@ async function boot(objects: K8sObject[], secrets: SecretData, dir: string, exte
     .flatMap((deployment) => podOf(deployment).spec.volumes ?? [])
     .find((volume) => volume.name === "lease-signing-key")!.secret!;
   const leaseKeyPem = secrets[leaseSecret.secretName]![leaseSecret.items![0]!.key]!;
-  return { objects, secrets, network, migrations, deployments, ingress, tlsCert: tls.cert, leaseKeyPem };
+  return { objects, secrets, network, migrations, deployments, ingress, tlsCert: tls.cert, leaseKeyPem, staffKeyPem };
+}
+
+/** `127.0.0.1:<port>` of a component's internal (grpc) Service port. */
+function internalAddress(b: Booted, component: string): string {
+  const service = ofKind<{ spec: { ports: { name: string; port: number }[] } }>(b.objects, "Service").find(
+    (s) => s.metadata.labels?.["app.kubernetes.io/component"] === component && s.spec.ports.some((p) => p.name === "grpc"),
+  )!;
+  const port = service.spec.ports.find((p) => p.name === "grpc")!.port;
+  return `127.0.0.1:${b.network.services.get(`${service.metadata.name}:${port}`)}`;
+}
+
+/** The private key a service's pod signs with, from the Secret its service-signing-key volume mounts. */
+function serviceSigningKey(b: Booted, component: string): string {
+  const deployment = ofKind(b.objects, "Deployment").find((d) => podOf(d).labels["app.kubernetes.io/component"] === component)!;
+  const volume = podOf(deployment).spec.volumes!.find((v) => v.name === "service-signing-key")!.secret!;
+  return b.secrets[volume.secretName]![volume.items![0]!.key]!;
 }
 
 /** The licensing flow through the booted processes: vendor set-up, enrollment, a verified lease, a refusal and its notification. */
 async function licensingFlow(b: Booted): Promise<void> {
-  const internal = (component: string) => {
-    const service = ofKind<{ spec: { ports: { name: string; port: number }[] } }>(b.objects, "Service").find(
-      (s) => s.metadata.labels?.["app.kubernetes.io/component"] === component && s.spec.ports.some((p) => p.name === "grpc"),
-    )!;
-    const port = service.spec.ports.find((p) => p.name === "grpc")!.port;
-    return `127.0.0.1:${b.network.services.get(`${service.metadata.name}:${port}`)}`;
-  };
-  const staff = { actor: "staff:chart-boot@vendor.example" };
+  const internal = (component: string) => internalAddress(b, component);
+  const staff = { actor: STAFF_ACTOR, privateKeyPem: b.staffKeyPem };
   const pools = createVendorClient(PoolAdminService, internal("pool"), staff);
   const identity = createVendorClient(ServerIdentityAdminService, internal("server-identity"), staff);
   const notifications = createVendorClient(NotificationAdminService, internal("notification"), staff);
@@ -250,20 +311,24 @@ describe.each([
     directory = bootDirectory();
     let objects: K8sObject[];
     let existing: SecretData = {};
+    // The SRE's internal-auth values: their staff key and, with existing Secrets, the services' public keys
+    // (development values let Helm generate the services' keys and derive those).
+    const keys = makeInternalAuthKeys(production);
+    const authValues = internalAuthValues(keys, directory.dir);
     if (production) {
-      const rendered = renderChart({ values: [values], release: RELEASE, namespace: NAMESPACE });
+      const rendered = renderChart({ values: [values, authValues], release: RELEASE, namespace: NAMESPACE });
       if (!rendered.ok) throw new Error(rendered.error);
       objects = rendered.objects;
-      existing = await existingSecrets(database, directory.dir);
+      existing = await existingSecrets(database, directory.dir, keys);
       expect(externalSecretNames(objects)).toEqual(Object.keys(existing).sort());
     } else {
       // Development values carry the database URL inline: point it at this test's database.
-      const rendered = renderChart({ values: [values], release: RELEASE, namespace: NAMESPACE, set: { "database.url": database.url } });
+      const rendered = renderChart({ values: [values, authValues], release: RELEASE, namespace: NAMESPACE, set: { "database.url": database.url } });
       if (!rendered.ok) throw new Error(rendered.error);
       objects = rendered.objects;
       expect(externalSecretNames(objects)).toEqual([]);
     }
-    booted = await boot(objects, secretsOf(objects, existing), directory.dir, { "otel-collector.observability.svc:4318": collector.url });
+    booted = await boot(objects, secretsOf(objects, existing), directory.dir, { "otel-collector.observability.svc:4318": collector.url }, keys.staffKeyPem);
   }, 180_000);
 
   afterAll(async () => {
@@ -287,6 +352,55 @@ describe.each([
       const unknown = Object.keys(deployment.main.renderedEnv).filter((name) => !(name in config));
       expect({ service: deployment.component, unknown }).toEqual({ service: deployment.component, unknown: [] });
       expect(deployment.main.renderedEnv.REDIS_URL !== undefined).toBe(production);
+      // Read optionally by the schema but required at start: every service checks its callers,
+      // and the services that call others sign with their own key.
+      const internalAuth = ["INTERNAL_TRUSTED_CALLERS_FILE", "SERVICE_SIGNING_KEY_FILE"].filter((name) => deployment.main.renderedEnv[name] !== undefined);
+      expect({ service: deployment.component, internalAuth }).toEqual({
+        service: deployment.component,
+        internalAuth: deployment.component in CALLERS ? ["INTERNAL_TRUSTED_CALLERS_FILE", "SERVICE_SIGNING_KEY_FILE"] : ["INTERNAL_TRUSTED_CALLERS_FILE"],
+      });
+    }
+  });
+
+  it("trusts on each internal port the staff and exactly the services that call it", () => {
+    for (const deployment of booted!.deployments) {
+      const trusted = JSON.parse(readFileSync(deployment.main.env.INTERNAL_TRUSTED_CALLERS_FILE!, "utf8")) as Record<string, string>;
+      const callers = Object.entries(CALLERS)
+        .filter(([, callees]) => callees.includes(deployment.component))
+        .map(([caller]) => `service:${caller}`);
+      const services = Object.keys(trusted).filter((actor) => !actor.startsWith("staff:"));
+      expect({ service: deployment.component, services: services.sort() }).toEqual({ service: deployment.component, services: callers.sort() });
+      expect(trusted[STAFF_ACTOR]).toBe(publicKeyPem(booted!.staffKeyPem));
+      // The key each calling service signs with is the one its callees trust.
+      for (const caller of callers) expect(trusted[caller]).toBe(publicKeyPem(serviceSigningKey(booted!, caller.slice("service:".length))));
+    }
+  });
+
+  it("refuses internal calls that are unsigned or signed by an untrusted key, but answers health checks", async () => {
+    const address = internalAddress(booted!, "pool");
+    const unsigned = createClient(PoolAdminService, createGrpcTransport({ baseUrl: `http://${address}`, defaultTimeoutMs: 5_000 }));
+    const refusal = ConnectError.from(await unsigned.listLicenceTypes({}).catch((error: unknown) => error));
+    expect(refusal.code).toBe(Code.Unauthenticated);
+
+    const stranger = createVendorClient(PoolAdminService, address, { actor: STAFF_ACTOR, privateKeyPem: generateEd25519PrivateKeyPem() });
+    try {
+      await expect(stranger.listLicenceTypes({})).rejects.toMatchObject({ code: GrpcStatus.UNAUTHENTICATED });
+    } finally {
+      stranger.close();
+    }
+    expect(await probe(Number(address.split(":")[1]), "")).toBe(ServingStatus.SERVING);
+  });
+
+  it("lets a service's key into the services it calls only", async () => {
+    const asPool = { actor: "service:pool", privateKeyPem: serviceSigningKey(booted!, "pool") };
+    const allocation = createVendorClient(AllocationAdminService, internalAddress(booted!, "allocation"), asPool);
+    const identity = createVendorClient(ServerIdentityAdminService, internalAddress(booted!, "server-identity"), asPool);
+    try {
+      await expect(allocation.getPoolUsage({ poolIds: [] })).resolves.toBeDefined();
+      await expect(identity.listServers({})).rejects.toMatchObject({ code: GrpcStatus.UNAUTHENTICATED });
+    } finally {
+      allocation.close();
+      identity.close();
     }
   });
 

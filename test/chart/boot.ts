@@ -3,7 +3,8 @@
  * minus the containers. For each Job and Deployment it takes the container's command, args
  * and environment exactly as rendered, resolves `secretKeyRef`s and secret/emptyDir volumes
  * from the rendered Secrets (or the "existing" Secrets a test supplies) into files under a
- * temporary directory, and rewrites only what a cluster provides:
+ * temporary directory (configMap volumes from the rendered ConfigMaps), and rewrites only what
+ * a cluster provides:
  *
  * - mount paths → the local directories holding the volumes' files;
  * - Service DNS names (http://<service>.<namespace>.svc:<port>) → 127.0.0.1 and the local port
@@ -25,6 +26,8 @@ import { ofKind, podOf, repoRoot, type K8sObject, type PodContainer, type PodSpe
 
 /** Secret contents by Secret name and key, as plain strings. */
 export type SecretData = Record<string, Record<string, string>>;
+/** ConfigMap contents by ConfigMap name and key. */
+export type ConfigMapData = Record<string, Record<string, string>>;
 
 /** A free TCP port on 127.0.0.1. */
 export function freePort(): Promise<number> {
@@ -47,6 +50,13 @@ export function secretsOf(objects: readonly K8sObject[], existing: SecretData = 
     Object.assign(data, secret.stringData ?? {});
     all[secret.metadata.name] = data;
   }
+  return all;
+}
+
+/** The rendered ConfigMaps' data. */
+export function configMapsOf(objects: readonly K8sObject[]): ConfigMapData {
+  const all: ConfigMapData = {};
+  for (const configMap of ofKind<{ data?: Record<string, string> }>(objects, "ConfigMap")) all[configMap.metadata.name] = { ...configMap.data };
   return all;
 }
 
@@ -143,6 +153,7 @@ export function localPod(
   secrets: SecretData,
   network: LocalNetwork,
   root: string,
+  configMaps: ConfigMapData = {},
 ): { initContainers: LocalCommand[]; containers: LocalCommand[] } {
   const { spec } = podOf(workload);
   const podDir = join(root, `${workload.kind.toLowerCase()}-${workload.metadata.name}`);
@@ -157,8 +168,17 @@ export function localPod(
       for (const item of items) {
         writeFileSync(join(dir, item.path), secretValue(secrets, volume.secret.secretName, item.key, `${workload.metadata.name} volume ${volume.name}`), { mode: 0o600 });
       }
+    } else if (volume.configMap) {
+      const configMap = configMaps[volume.configMap.name];
+      if (!configMap) throw new Error(`${workload.metadata.name}: volume ${volume.name} mounts ConfigMap ${volume.configMap.name}, which is not rendered`);
+      const items = volume.configMap.items ?? Object.keys(configMap).map((key) => ({ key, path: key }));
+      for (const item of items) {
+        const value = configMap[item.key];
+        if (value === undefined) throw new Error(`${workload.metadata.name} volume ${volume.name}: ConfigMap ${volume.configMap.name} has no key ${item.key}`);
+        writeFileSync(join(dir, item.path), value, { mode: 0o444 });
+      }
     } else if (!volume.emptyDir) {
-      throw new Error(`${workload.metadata.name}: volume ${volume.name} is neither a Secret nor an emptyDir`);
+      throw new Error(`${workload.metadata.name}: volume ${volume.name} is neither a Secret, a ConfigMap nor an emptyDir`);
     }
     volumeDirs.set(volume.name, dir);
   }

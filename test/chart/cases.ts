@@ -19,6 +19,9 @@ export interface BadRender {
 
 const dev = [DEV_VALUES];
 const production = [PRODUCTION_VALUES];
+/** An Ed25519 public key in PEM (of a key nobody keeps), and one of the production-like values' service keys. */
+const ANOTHER_PUBLIC_KEY = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAH5iV1gA1nNVn+qLpkRCO5mSq8KcziHp2fbjQKhjrbQw=\n-----END PUBLIC KEY-----\n";
+const POOL_PUBLIC_KEY = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA0QJR1b4jup+E3Ap8GNJurlM+VromatZiJDtSkR4EWnU=\n-----END PUBLIC KEY-----\n";
 
 export const goodRenders: GoodRender[] = [
   { name: "development values (generated secrets)", options: { values: dev } },
@@ -41,7 +44,45 @@ export const badRenders: BadRender[] = [
   {
     name: "defaults alone: no secret given or referenced, no host",
     options: {},
-    errors: [/database: set database.existingSecret/, /tls: set tls.existingSecret/, /secrets.leaseSigningKey: set existingSecret/, /secrets.tokenSigningKey: set existingSecret/, /ingress.host is empty/],
+    errors: [
+      /database: set database.existingSecret/,
+      /tls: set tls.existingSecret/,
+      /secrets.leaseSigningKey: set existingSecret/,
+      /secrets.tokenSigningKey: set existingSecret/,
+      /secrets.serviceSigningKeys: set existingSecret/,
+      /internalAuth.servicePublicKeys.pool: empty/,
+      /ingress.host is empty/,
+    ],
+  },
+  {
+    name: "a service's public key missing while its signing key is an existing Secret",
+    options: { values: production, set: { "internalAuth.servicePublicKeys.serverIdentity": "" } },
+    errors: [/internalAuth.servicePublicKeys.serverIdentity: empty: set it to the PEM public key of server-identity's signing key \(key "server-identity.pem"/],
+  },
+  {
+    name: "a service's public key given while development generates the signing keys",
+    options: { values: dev, set: { "internalAuth.servicePublicKeys.pool": ANOTHER_PUBLIC_KEY } },
+    errors: [/internalAuth.servicePublicKeys.pool: set, but the services' signing keys are generated/],
+  },
+  {
+    name: "a staff entry not named staff:<name>",
+    options: { values: production, set: { "internalAuth.staff.alice": ANOTHER_PUBLIC_KEY, "internalAuth.staff.service:pool": ANOTHER_PUBLIC_KEY } },
+    errors: [/internalAuth.staff: "alice" is not a staff actor: name each entry staff:<name>/, /internalAuth.staff: "service:pool" is not a staff actor/],
+  },
+  {
+    name: "a private key where a public key belongs",
+    options: { values: production, set: { "internalAuth.staff.staff:bob": "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA5bkCwS8pGWTYMy/wjddjsAdc5ckghDQFT9WAd1Gbjg\n-----END PRIVATE KEY-----\n" } },
+    errors: [/internalAuth.staff\["staff:bob"\]: is a private key: only public keys belong in the values/],
+  },
+  {
+    name: "a staff key that is not an Ed25519 PEM public key",
+    options: { values: production, set: { "internalAuth.staff.staff:bob": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI bob" } },
+    errors: [/internalAuth.staff\["staff:bob"\]: must be an Ed25519 public key in PEM/],
+  },
+  {
+    name: "a staff member sharing a service's key",
+    options: { values: production, set: { "internalAuth.staff.staff:bob": POOL_PUBLIC_KEY } },
+    errors: [/internalAuth: service:pool and staff:bob have the same public key/],
   },
   {
     name: "several allocation replicas without Redis",
@@ -97,6 +138,11 @@ export const badRenders: BadRender[] = [
     name: "schema: token lifetime beyond what server-identity accepts",
     options: { values: production, set: { "serverIdentity.tokenTtlSeconds": 7200 } },
     errors: [/\/serverIdentity\/tokenTtlSeconds/],
+  },
+  {
+    name: "schema: misspelt internal-auth value",
+    options: { values: production, set: { "internalAuth.servicePublicKey.pool": "x" } },
+    errors: [/additional properties 'servicePublicKey' not allowed/],
   },
   {
     name: "schema: database URL that is not postgres://",

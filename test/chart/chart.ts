@@ -251,7 +251,7 @@ interface Volume {
   name: string;
   secret?: { secretName: string; items?: { key: string; path: string }[] };
   emptyDir?: Record<string, unknown>;
-  configMap?: { name: string };
+  configMap?: { name: string; items?: { key: string; path: string }[] };
 }
 export interface PodSpec {
   containers: Container[];

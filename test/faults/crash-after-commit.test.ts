@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { closeFaultHarnesses, startFaultHarness, type FaultHarness } from "./support/harness.js";
+import { closeFaultHarnesses, RUN_MS, SETUP_MS, startFaultHarness, type FaultHarness } from "./support/harness.js";
 import { waitUntil } from "./support/processes.js";
 import { report } from "./support/report.js";
 
@@ -13,10 +13,10 @@ describe("fault: a crash after commit and before the reply", () => {
       redis: "private",
       envFor: (index) => ({ FAULT_CRASH_AFTER_COMMIT: index === 0 ? "0.2" : "0" }),
     });
-  });
+  }, SETUP_MS);
   afterAll(async () => {
     await closeFaultHarnesses();
-  });
+  }, SETUP_MS);
 
   it("the retry gets the allocation that was committed, never a second one", async () => {
     const { replicas } = h!;
@@ -33,5 +33,5 @@ describe("fault: a crash after commit and before the reply", () => {
     expect(replicas.exits().every((e) => e.replica === 0 && e.signal === "SIGKILL")).toBe(true);
     // Each crash left a committed grant unanswered; its client's retry elsewhere got that very allocation.
     expect(result.figures.retryReturnedCommitted).toBeGreaterThan(0);
-  });
+  }, RUN_MS);
 });

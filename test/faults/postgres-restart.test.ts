@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { closeFaultHarnesses, startFaultHarness, type FaultHarness } from "./support/harness.js";
+import { closeFaultHarnesses, RUN_MS, SETUP_MS, startFaultHarness, type FaultHarness } from "./support/harness.js";
 import { waitUntil } from "./support/processes.js";
 import { report } from "./support/report.js";
 
@@ -9,10 +9,10 @@ describe("fault: Postgres restarted mid-run", () => {
   let h: FaultHarness | undefined;
   beforeAll(async () => {
     h = await startFaultHarness({ postgres: "private", redis: "private" });
-  });
+  }, SETUP_MS);
   afterAll(async () => {
     await closeFaultHarnesses();
-  });
+  }, SETUP_MS);
 
   it("stays exact across a fast and an immediate restart", async () => {
     const { replicas } = h!;
@@ -31,5 +31,5 @@ describe("fault: Postgres restarted mid-run", () => {
 
     expect(result.violations).toEqual([]);
     expect(result.figures.failedSamples).toBeGreaterThan(0);
-  });
+  }, RUN_MS);
 });

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { closeFaultHarnesses, startFaultHarness, type FaultHarness } from "./support/harness.js";
+import { closeFaultHarnesses, RUN_MS, SETUP_MS, startFaultHarness, type FaultHarness } from "./support/harness.js";
 import { waitUntil } from "./support/processes.js";
 import { LOG_PATTERNS } from "./support/replicas.js";
 import { report } from "./support/report.js";
@@ -30,16 +30,16 @@ describe("fault: a replica frozen with SIGSTOP past the lock TTL, then resumed",
   let h: FaultHarness | undefined;
   beforeAll(async () => {
     h = await startFaultHarness({ postgres: "shared", redis: "private" });
-  });
+  }, SETUP_MS);
   afterAll(async () => {
     await closeFaultHarnesses();
-  });
+  }, SETUP_MS);
 
   it("the fence or the conditional update keeps every pool exact", async () => {
     const { replicas } = h!;
     const run = h!.run();
     const { clients } = run;
-    await waitUntil("a first stretch of traffic", () => clients.countOps() >= 200);
+    await waitUntil("a first stretch of traffic", () => clients.countOps() >= 150);
     let freezes = 0;
     const stuck: { idleInTransaction: number; waitingOnLocks: number }[] = [];
     // Freeze while the replica is working; again if it held no pool lock that time (bounded).
@@ -64,5 +64,5 @@ describe("fault: a replica frozen with SIGSTOP past the lock TTL, then resumed",
     expect(result.violations).toEqual([]);
     expect(replicas.exits()).toEqual([]);
     expect(result.figures.allocations).toBeGreaterThan(0);
-  });
+  }, RUN_MS);
 });

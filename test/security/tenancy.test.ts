@@ -171,6 +171,13 @@ const CASES: Record<string, CaseBuilder> = {
   "cls.server_identity.v1.AccountService/ListAccountServers": () => [{ label: "own servers only", request: {} }],
   "cls.server_identity.v1.AccountService/RevokeAccountServer": (_a, b) => [{ label: "B's server", outcome: "refused", request: { serverId: b.serverId } }],
 
+  "cls.notification.v1.NotificationService/CreateWebhook": (a) => [
+    // Carries no id; it makes A's own webhook, and must answer with nothing of B's.
+    { label: "A's own webhook", request: { url: `https://hooks.${a.label}-second.invalid/cls`, eventTypes: ["server.enrolled"] } },
+  ],
+  "cls.notification.v1.NotificationService/ListWebhooks": () => [{ label: "own webhooks only", request: {} }],
+  "cls.notification.v1.NotificationService/DeleteWebhook": (_a, b) => [{ label: "B's webhook", outcome: "refused", request: { webhookId: b.webhookId } }],
+  "cls.notification.v1.NotificationService/ListDeadLetters": () => [{ label: "own dead letters only", request: {} }],
   "cls.notification.v1.NotificationService/ListNotifications": () => [
     { label: "own notifications only", request: {} },
     { label: "own notifications of B's kinds of events", request: { type: "server.enrolled" } },
@@ -231,10 +238,12 @@ async function stateOf(t: TestMesh, b: Tenant) {
     apiKeys: await byAccount("server_identity.api_keys"),
     enrollmentCodes: await byAccount("server_identity.enrollment_codes"),
     events: await byAccount("notification.events"),
+    webhooks: await query(url, "select * from notification.webhooks where account_id = $1 order by 1", [b.accountId]).catch(() => "no webhooks table"),
     // What B itself sees through the API.
     listedPools: (await b.asCustomer.pools.listPools({})).pools,
     listedAllocations: (await b.asCustomer.allocation.listAllocations({ includeEnded: true })).allocations,
     listedServers: (await b.asCustomer.account.listAccountServers({})).servers,
+    listedWebhooks: (await b.asCustomer.notifications.listWebhooks({})).webhooks,
   };
 }
 
@@ -247,8 +256,8 @@ describe("tenancy: account A can touch nothing of account B (SPEC L11, L14)", ()
 
   beforeAll(async () => {
     t = await startTestMesh({ layout: "port-per-service" });
-    a = await seedTenant(t, "alpha");
-    b = await seedTenant(t, "bravo");
+    a = await seedTenant(t, "alpha", { webhook: true });
+    b = await seedTenant(t, "bravo", { webhook: true });
     // Every allocation B holds, the legacy licence of its v8 encoder included, is B's data.
     const rows = await query<{ allocation_id: string }>(t.database.url, "select allocation_id from allocation.allocations where account_id = $1", [b.accountId]);
     b.allocationIds = rows.map((r) => r.allocation_id);

@@ -47,7 +47,7 @@ other or a required secret is neither given nor referenced. Included by deployme
 {{- $errors = append $errors (printf "%s: set, but the services' signing keys are generated (secrets.generateForDevelopment without secrets.serviceSigningKeys.existingSecret) and the chart derives their public keys: leave it empty, or set secrets.serviceSigningKeys.existingSecret" $name) -}}
 {{- end -}}
 {{- else if not $pem -}}
-{{- $errors = append $errors (printf "%s: empty: set it to the PEM public key of %s's signing key (key %q of secrets.serviceSigningKeys.existingSecret); the services %s calls trust it as service:%s" $name $svc (index $signingKeys.keys $info.valuesKey) $svc $svc) -}}
+{{- $errors = append $errors (printf "%s: empty: set it to the PEM public key of %s's signing key (key %q of secrets.serviceSigningKeys.existingSecret); the services that %s calls trust it as service:%s" $name $svc (index $signingKeys.keys $info.valuesKey) $svc $svc) -}}
 {{- else if contains "PRIVATE KEY" $pem -}}
 {{- $errors = append $errors (printf "%s: is a private key: only public keys belong in the values (they are stored in the Helm release); set %s" $name $pemHint) -}}
 {{- else if not (regexMatch $ed25519Pem $pem) -}}

@@ -1,7 +1,6 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from "node:crypto";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { rawPublicKey, verifyLease, type PinnedLeaseKey } from "@cls/lease";
 import {
@@ -58,11 +57,22 @@ export class EdgeVisClient {
   #identity: ServerIdentity | undefined;
   #privateKey: KeyObject | undefined;
   #token: { value: string; expiresAt: number } | undefined;
+  #signingIn: Promise<string> | undefined;
 
   constructor(private readonly options: EdgeVisClientOptions) {
     const bearer: Interceptor = (next) => async (req) => {
-      if (req.service.typeName !== ServerIdentityService.typeName) req.header.set("authorization", `Bearer ${await this.accessToken()}`);
-      return next(req);
+      if (req.service.typeName === ServerIdentityService.typeName && req.method.name !== "RotateKey") return next(req);
+      const token = await this.accessToken();
+      req.header.set("authorization", `Bearer ${token}`);
+      try {
+        return await next(req);
+      } catch (error) {
+        // CLS's clock decides when a token ends; if it says so first, sign in again once.
+        if (ConnectError.from(error).code !== Code.Unauthenticated || this.#token?.value !== token) throw error;
+        this.#token = undefined;
+        req.header.set("authorization", `Bearer ${await this.accessToken()}`);
+        return next(req);
+      }
     };
     const transport = createConnectTransport({
       baseUrl: options.baseUrl,
@@ -106,20 +116,29 @@ export class EdgeVisClient {
     return identity;
   }
 
-  /** A valid access token, signing a fresh challenge when the cached one is near its end. */
+  /**
+   * A valid access token, signing a fresh challenge when the cached one is near its end.
+   * Concurrent callers share one sign-in. The token's end is judged by its lifetime counted
+   * from when it arrived, so a server clock that differs from CLS's does not matter.
+   */
   async accessToken(): Promise<string> {
     const margin = this.options.tokenMarginMs ?? 30_000;
     if (this.#token && this.#token.expiresAt - margin > Date.now()) return this.#token.value;
+    this.#signingIn ??= this.#signIn().finally(() => (this.#signingIn = undefined));
+    return this.#signingIn;
+  }
+
+  async #signIn(): Promise<string> {
     const identity = this.#identity;
     const key = this.#privateKey;
     if (!identity || !key) throw new Error("not enrolled: call enroll() first");
     const { challenge } = await this.identityService.createChallenge({ serverId: identity.serverId });
-    const { accessToken, expiresAt } = await this.identityService.authenticate({
+    const { accessToken } = await this.identityService.authenticate({
       serverId: identity.serverId,
       challenge,
       signature: sign(null, challenge, key),
     });
-    this.#token = { value: accessToken, expiresAt: expiresAt ? timestampDate(expiresAt).getTime() : Date.now() };
+    this.#token = { value: accessToken, expiresAt: Date.now() + tokenLifetimeMs(accessToken) };
     return accessToken;
   }
 
@@ -165,4 +184,15 @@ export class EdgeVisClient {
       };
     });
   }
+}
+
+/** A token's lifetime (exp − iat) from its payload; the client does not verify it, CLS does. */
+function tokenLifetimeMs(token: string): number {
+  try {
+    const payload = JSON.parse(Buffer.from(token.split(".")[1] ?? "", "base64url").toString()) as { exp?: number; iat?: number };
+    if (typeof payload.exp === "number" && typeof payload.iat === "number" && payload.exp > payload.iat) return (payload.exp - payload.iat) * 1000;
+  } catch {
+    // Not a JWT we can read: treat it as short-lived.
+  }
+  return 60_000;
 }

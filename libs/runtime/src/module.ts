@@ -7,6 +7,8 @@ export interface ServiceModule {
   internalServices: ServiceBinding[];
   /** Public methods (`pkg.Service/Method`) callable without an access token. */
   anonymousMethods: string[];
+  /** Delivers the module's pending outbox events now (tests; production relays on its own). */
+  flushOutbox?(): Promise<void>;
   /** Runs every scheduled job once, now (tests drive time with a ManualClock and call this). */
   runJobs?(): Promise<void>;
   /** Stops background work (relays, jobs). */

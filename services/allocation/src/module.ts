@@ -57,6 +57,9 @@ export function createAllocationModule(deps: AllocationModuleDeps): ServiceModul
     internalServices: [bind(AllocationAdminService, createAllocationAdminService(context))],
     anonymousMethods: [`${AllocationService.typeName}/GetLeaseKey`],
     runJobs: () => runAllocationJobs(context),
+    flushOutbox: async () => {
+      await outbox.flush();
+    },
     async stop() {
       jobs.stop();
       stopGauges();

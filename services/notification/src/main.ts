@@ -12,5 +12,12 @@ await runStandaloneService({
   config,
   schema: NOTIFICATION_SCHEMA,
   migrations: notificationMigrations,
-  build: ({ infrastructure, logger, clock }) => createNotificationModule({ root: infrastructure.database.root, clock, logger }),
+  build: ({ infrastructure, logger, clock }) =>
+    createNotificationModule({
+      root: infrastructure.database.root,
+      clock,
+      logger,
+      allowPrivateTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS,
+      deliveryIntervalMs: config.WEBHOOK_DELIVERY_INTERVAL_SECONDS * 1000,
+    }),
 });

@@ -8,6 +8,7 @@ import type { NotificationDatabase } from "./database.js";
 import { requireEventType, requireEvents } from "./event.validation.js";
 import { insertEvents, listAccountEvents } from "./notification.repository.js";
 import { toNotificationMessage } from "./notification.mapping.js";
+import { scheduleDeliveries } from "./webhook.repository.js";
 
 export interface NotificationAdminDeps {
   db: Kysely<NotificationDatabase>;
@@ -20,9 +21,16 @@ export function createNotificationAdminService(deps: NotificationAdminDeps): Ser
   const { db } = deps;
   return {
     // SPEC L15: delivered at least once with a stable id, so a repeat is accepted and ignored.
+    // Each new event is queued for the account's matching webhooks in the same transaction,
+    // so an event stored is an event that will be delivered; a repeat queues nothing.
     async ingestEvents(req) {
-      const events = requireEvents(req.events, deps.clock.now());
-      const accepted = await insertEvents(db, events);
+      const receivedAt = deps.clock.now();
+      const events = requireEvents(req.events, receivedAt);
+      const accepted = await db.transaction().execute(async (trx) => {
+        const fresh = await insertEvents(trx, events);
+        await scheduleDeliveries(trx, fresh, receivedAt);
+        return fresh.length;
+      });
       if (accepted < events.length) deps.logger.debug({ received: events.length, accepted }, "ignored events already stored");
       return { accepted };
     },

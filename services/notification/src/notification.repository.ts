@@ -8,15 +8,20 @@ export interface NewEvent extends Omit<EventTable, "data"> {
   data: Record<string, unknown>;
 }
 
-/** Stores events, skipping ids already stored (delivery is at least once). Returns how many were new. */
-export async function insertEvents(db: Db, events: readonly NewEvent[]): Promise<number> {
-  if (events.length === 0) return 0;
-  const result = await db
+/**
+ * Stores events, skipping ids already stored (delivery is at least once). Returns the events
+ * that were new, each once, in the order given.
+ */
+export async function insertEvents(db: Db, events: readonly NewEvent[]): Promise<NewEvent[]> {
+  if (events.length === 0) return [];
+  const inserted = await db
     .insertInto("events")
     .values(events.map((event) => ({ ...event, data: JSON.stringify(event.data) })))
     .onConflict((oc) => oc.column("event_id").doNothing())
-    .executeTakeFirst();
-  return Number(result.numInsertedOrUpdatedRows ?? 0);
+    .returning("event_id")
+    .execute();
+  const fresh = new Set(inserted.map((row) => row.event_id));
+  return events.filter((event) => fresh.delete(event.event_id));
 }
 
 /** An account's events, newest first, optionally of one type. */

@@ -109,7 +109,6 @@ for (const [network, prefix] of [
 for (const [network, prefix] of [
   ["::", 128],
   ["::1", 128],
-  ["::ffff:0:0", 96],
   ["64:ff9b::", 96],
   ["100::", 64],
   ["2001:db8::", 32],
@@ -121,7 +120,10 @@ for (const [network, prefix] of [
   PRIVATE_RANGES.addSubnet(network, prefix, "ipv6");
 }
 
-/** True for an address no public webhook endpoint has (loopback, private, link-local, …). */
+/**
+ * True for an address no public webhook endpoint has (loopback, private, link-local, …).
+ * IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) are checked against the IPv4 ranges.
+ */
 export function isPrivateAddress(address: string): boolean {
   const family = isIP(address);
   if (family === 0) return true;

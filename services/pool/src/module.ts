@@ -43,6 +43,9 @@ export function createPoolModule(deps: PoolModuleDeps): ServiceModule {
     internalServices: [bind(PoolAdminService, createPoolAdminService({ db, clock: deps.clock, logger, sync, outbox }))],
     anonymousMethods: [],
     runJobs,
+    flushOutbox: async () => {
+      await outbox.flush();
+    },
     async stop() {
       jobs.stop();
       sync.stop();

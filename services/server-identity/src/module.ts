@@ -92,6 +92,9 @@ export function createServerIdentityModule(deps: ServerIdentityModuleDeps): Serv
       bind(ServerIdentityAdminService, createServerIdentityAdminService({ db, clock, logger, tokenIssuer: deps.tokenIssuer, revocations: deps.revocations, servers })),
     ],
     anonymousMethods: [...SERVER_IDENTITY_ANONYMOUS_METHODS],
+    flushOutbox: async () => {
+      await outbox.flush();
+    },
     async stop() {
       await outbox.stop();
     },

@@ -23,6 +23,9 @@ import { startSampler, type SampleReport } from "./sampler.js";
 import { seedFleet, type Fleet, type FleetShape } from "./seed.js";
 
 export const REPLICAS = 3;
+/** Bounds (not goals) for a set-up and for a run, generous for a loaded 2-core machine running two suites at once. */
+export const SETUP_MS = 180_000;
+export const RUN_MS = 180_000;
 export const CLIENTS = 32;
 const DEFAULT_SHAPE: FleetShape = { capacities: [3, 4, 5, 6, 8], serversPerPool: 2, camerasPerServer: 6 };
 

@@ -40,7 +40,10 @@ export class RawHttp2Client {
 
   request(request: RawRequest, timeoutMs = 20_000): Promise<RawResponse> {
     return new Promise((resolve) => {
-      const stream = this.#connect().request({ ":method": request.method ?? "POST", ":path": request.path, ...request.headers });
+      const method = request.method ?? "POST";
+      // GET and HEAD requests end with their headers; any other method (DELETE too) carries the body given.
+      const bodiless = method === "GET" || method === "HEAD";
+      const stream = this.#connect().request({ ":method": method, ":path": request.path, ...request.headers }, { endStream: bodiless });
       const chunks: Buffer[] = [];
       let status = 0;
       let headers: http2.IncomingHttpHeaders = {};
@@ -63,6 +66,7 @@ export class RawHttp2Client {
       stream.on("end", () => finish());
       stream.on("close", () => finish(status === 0 ? `stream closed without a response (code ${stream.rstCode})` : undefined));
       stream.on("error", (error) => finish(status === 0 ? error.message : undefined));
+      if (bodiless) return;
       if (request.body !== undefined) {
         // The peer may answer and reset before reading everything (e.g. a body over the limit).
         stream.write(typeof request.body === "string" ? Buffer.from(request.body) : request.body, () => {});

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { EdgeVisClient } from "@cls/edgevis-client";
-import { EncoderKind } from "@cls/proto";
+import { EncoderKind, NotificationService } from "@cls/proto";
 import type { TestMesh } from "../../support/mesh.js";
 import { publicClients, type PublicClients } from "./public-api.js";
 
@@ -35,6 +35,9 @@ export interface Tenant {
   usedEnrollmentCode: string;
   apiKeyId: string;
   apiKeyName: string;
+  /** A webhook of the account's (when asked for and the API has webhooks), on a host that never resolves. */
+  webhookId?: string;
+  webhookUrl?: string;
   /** The full `cls_<key id>_<secret>` string. */
   apiKey: string;
   server: EdgeVisClient;
@@ -53,7 +56,7 @@ export async function ensureCatalogue(t: Mesh): Promise<void> {
   await t.vendor.pools.putEncoderModel({ model: { model: MODEL, licenceType: LICENCE_TYPE, kind: EncoderKind.HARDWARE, minV9Version: "9.2" } });
 }
 
-export async function seedTenant(t: Mesh, label: string, options: { count?: number; cameras?: number } = {}): Promise<Tenant> {
+export async function seedTenant(t: Mesh, label: string, options: { count?: number; cameras?: number; webhook?: boolean } = {}): Promise<Tenant> {
   await ensureCatalogue(t);
   const tag = randomBytes(4).toString("hex");
   const accountName = `${label} Holdings ${tag}`;
@@ -88,6 +91,13 @@ export async function seedTenant(t: Mesh, label: string, options: { count?: numb
   const anonymous = publicClients(t);
   const { accessToken: customerToken } = await anonymous.identity.exchangeApiKey({ apiKey: created.secret });
   const serverToken = await server.accessToken();
+  const asCustomer = publicClients(t, { token: customerToken });
+  let webhook: { webhookId: string; webhookUrl: string } | undefined;
+  if (options.webhook && NotificationService.methods.some((m) => m.name === "CreateWebhook")) {
+    // `.invalid` never resolves (RFC 6761): deliveries fail without leaving the machine.
+    const created = await asCustomer.notifications.createWebhook({ url: `https://hooks.${label}-${tag}.invalid/cls`, eventTypes: [] });
+    webhook = { webhookId: created.webhook!.webhookId, webhookUrl: created.webhook!.url };
+  }
   return {
     label,
     accountId,
@@ -106,11 +116,12 @@ export async function seedTenant(t: Mesh, label: string, options: { count?: numb
     apiKeyId: created.apiKey!.keyId,
     apiKeyName,
     apiKey: created.secret,
+    ...webhook,
     server,
     serverToken,
     customerToken,
     asServer: publicClients(t, { token: serverToken }),
-    asCustomer: publicClients(t, { token: customerToken }),
+    asCustomer,
   };
 }
 
@@ -130,6 +141,8 @@ export function privateValuesOf(tenant: Tenant): Record<string, string> {
     api_key_id: tenant.apiKeyId,
     api_key_name: tenant.apiKeyName,
   };
+  if (tenant.webhookId) values.webhook_id = tenant.webhookId;
+  if (tenant.webhookUrl) values.webhook_url = tenant.webhookUrl;
   tenant.cameraIds.forEach((id, i) => (values[`camera_id[${i}]`] = id));
   tenant.allocationIds.forEach((id, i) => (values[`allocation_id[${i}]`] = id));
   return values;
