@@ -207,7 +207,7 @@ export function renderMarkdown(results: BenchResults, analysis: string | undefin
   if (Object.keys(results.profiles).length > 0) {
     out.push("## CPU profiles of the service", "");
     out.push(
-      "One extra run per scenario with the service started under `node --cpu-prof` (profiles in `dist/bench/profiles/`, open them in Chrome DevTools or speedscope for a flame graph). " +
+      "One extra run per scenario with the service started under `node --cpu-prof` (profiles in `node_modules/.cache/cls-bench/profiles/`; open them in Chrome DevTools or speedscope for a flame graph). " +
         "Frames inside the bundle are attributed to their source file (`cls <package>/<file>`); `node:*` owners are Node's own JavaScript (HTTP/2, TLS, streams); `(program)` is native work V8 does not attribute (syscalls, OpenSSL, libuv).",
       "",
     );

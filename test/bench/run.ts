@@ -316,7 +316,7 @@ async function main(): Promise<void> {
         background_busy_pct_before: background,
       },
       service: {
-        process: "node dist/bench/build/allocation.mjs serve (deploy/build.ts bundle), NODE_ENV=production, --enable-source-maps",
+        process: "node node_modules/.cache/cls-bench/build/allocation.mjs serve (the deploy/build.ts bundle the image runs), NODE_ENV=production, --enable-source-maps",
         database_max_connections: SERVICE_DATABASE_MAX_CONNECTIONS,
         redis: TEST_REDIS_URL,
         log_level: "warn",

@@ -21,8 +21,11 @@ import { startProcess, type StartedProcess } from "../support/process.js";
 import { LEASE_KEY_PATH, openSession, unary } from "./h2.js";
 
 export const REPO_ROOT = resolve(import.meta.dirname, "../..");
-/** Inside the repository (so the bundle resolves node_modules) and git-ignored (dist/). */
-export const WORK_DIR = join(REPO_ROOT, "dist", "bench");
+/**
+ * Inside the repository, so the bundle resolves its packages from node_modules, and outside
+ * dist/ (npm run build empties that): node_modules/.cache/cls-bench.
+ */
+export const WORK_DIR = join(REPO_ROOT, "node_modules", ".cache", "cls-bench");
 
 /** Postgres connections per allocation pod in the chart (helm/cls/values.yaml: allocation.databaseMaxConnections). */
 export const SERVICE_DATABASE_MAX_CONNECTIONS = 20;
@@ -71,7 +74,7 @@ export async function prepareKeys(): Promise<BenchKeys> {
   };
 }
 
-/** Bundles the services into dist/bench/build; returns the allocation bundle's path. */
+/** Bundles the services into WORK_DIR/build (as npm run build does into dist/); returns the allocation bundle's path. */
 export async function buildAllocationBundle(): Promise<string> {
   const files = await buildServices({ outdir: join(WORK_DIR, "build"), quiet: true });
   const bundle = files.find((file) => file.endsWith("allocation.mjs"));

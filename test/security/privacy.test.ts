@@ -122,7 +122,12 @@ describe("privacy: no IP address is kept anywhere (SPEC L13)", () => {
     t.clock.advance(8 * DAY_MS);
     for (const module of Object.values(t.mesh.modules)) await module.runJobs?.();
     await drainOutboxes(t);
-    await customer.notifications.listNotifications({});
+    // Days later the customer signs in again and looks at what happened.
+    const later = publicClients(t, { token: (await anonymous.identity.exchangeApiKey({ apiKey: tenant.apiKey })).accessToken });
+    const { notifications: afterJobs } = await later.notifications.listNotifications({ limit: 500 });
+    expect(afterJobs.map((n) => n.type)).toEqual(expect.arrayContaining(["server.silent"]));
+    await later.notifications.listWebhooks({});
+    await later.notifications.listDeadLetters({});
   });
 
   it("really came from 127.0.0.2: the ingress and the services saw that address as the peer, and were offered it in headers", () => {

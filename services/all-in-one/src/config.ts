@@ -11,6 +11,8 @@ export function readAllInOneConfig(env: Record<string, string | undefined> = pro
       LEASE_SIGNING_KEY_FILE: z.string().optional(),
       /** Ed25519 PKCS#8 PEM that signs access tokens; made in CLS_DATA_DIR when unset. */
       TOKEN_SIGNING_KEY_FILE: z.string().optional(),
+      /** Development only: let webhooks target http:, localhost and private networks. */
+      WEBHOOK_ALLOW_PRIVATE_TARGETS: z.enum(["true", "false"]).default("false").transform((value) => value === "true"),
       /** Interface the ports listen on. */
       LISTEN_HOST: z.string().default("127.0.0.1"),
     },

@@ -53,6 +53,7 @@ const mesh = await startMesh({
   trustedCallers: config.INTERNAL_TRUSTED_CALLERS_FILE
     ? parseTrustedCallers(readConfiguredFile("INTERNAL_TRUSTED_CALLERS_FILE", config.INTERNAL_TRUSTED_CALLERS_FILE))
     : [localStaff],
+  webhookAllowPrivateTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS,
   layout: "single-port",
   publicPort: config.PUBLIC_PORT,
   internalPort: config.INTERNAL_PORT,

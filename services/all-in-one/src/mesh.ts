@@ -50,6 +50,8 @@ export interface MeshOptions {
   internalPort?: number;
   host?: string;
   reclaimIntervalMs?: number;
+  /** Development only: let webhooks target http:, localhost and private networks. */
+  webhookAllowPrivateTargets?: boolean;
 }
 
 export interface RunningMesh {
@@ -83,7 +85,7 @@ export async function startMesh(options: MeshOptions): Promise<RunningMesh> {
   const allocationAdmin = lateBoundClient(AllocationAdminService);
   const poolAdmin = lateBoundClient(PoolAdminService);
 
-  const notification = createNotificationModule({ root, clock, logger });
+  const notification = createNotificationModule({ root, clock, logger, allowPrivateTargets: options.webhookAllowPrivateTargets ?? false });
   const allocation = createAllocationModule({
     root,
     clock,
