@@ -417,7 +417,7 @@ describe("fuzzing the public API (issue 4: hostile input)", () => {
 
     // Paths that are not public RPCs: internal (vendor) services on the public host, made-up methods.
     const publicNames = new Set(rpcs.map((r) => r.name));
-    const internal = Object.values(proto)
+    const internal = (Object.values(proto) as unknown[])
       .filter((value): value is DescService => typeof value === "object" && value !== null && (value as { kind?: string }).kind === "service")
       .flatMap((service) => service.methods.map((method) => ({ service, method })))
       .filter(({ service, method }) => !publicNames.has(`${service.typeName}/${method.name}`) && service.typeName.startsWith("cls."));

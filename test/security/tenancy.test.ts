@@ -311,7 +311,9 @@ describe("tenancy: account A can touch nothing of account B (SPEC L11, L14)", ()
     let calls = 0;
 
     // In the matrix's order (RegisterEncoder after the calls it would otherwise give an encoder to).
-    const served = new Map(services.flatMap((service) => service.methods.map((method) => [`${service.typeName}/${method.name}`, { service, method }] as const)));
+    const served = new Map<string, { service: DescService; method: DescService["methods"][number] }>(
+      services.flatMap((service) => service.methods.map((method) => [`${service.typeName}/${method.name}`, { service, method }] as const)),
+    );
     for (const [rpc, build] of Object.entries(CASES)) {
       const { service, method } = served.get(rpc)!;
       {

@@ -234,7 +234,13 @@ Context: dict "root" $ "keys" (cls.serviceKeys, parsed) "svc" name.
 {{- end -}}
 {{- range $caller, $info := include "cls.services" .root | fromJson -}}
 {{- if has $.svc $info.callees -}}
-{{- $_ := set $trusted (printf "service:%s" $caller) (index $.keys $caller).publicKey -}}
+{{- $current := (index $.keys $caller).publicKey -}}
+{{- $retiring := index ($.root.Values.internalAuth.retiringServicePublicKeys | default dict) $info.valuesKey | default "" -}}
+{{- if $retiring -}}
+{{- $_ := set $trusted (printf "service:%s" $caller) (list $current $retiring) -}}
+{{- else -}}
+{{- $_ := set $trusted (printf "service:%s" $caller) $current -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 {{- $trusted | toPrettyJson -}}

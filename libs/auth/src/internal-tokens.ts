@@ -5,6 +5,7 @@ import { keyIdOf, rawPublicKey } from "@cls/lease";
 
 const AUDIENCE = "cls-internal";
 const TOKEN_LIFETIME_S = 120;
+const CLOCK_TOLERANCE_S = 30;
 const ACTOR_PATTERN = /^(staff|service):[\x21-\x7e]{1,100}$/;
 
 /**
@@ -49,16 +50,20 @@ export interface TrustedCaller {
 }
 
 /**
- * Reads the trusted-callers file: a JSON object mapping each actor to its PEM public key,
- * e.g. `{"staff:alice@vendor.example": "-----BEGIN PUBLIC KEY-----…", "service:pool": "…"}`.
+ * Reads the trusted-callers file: a JSON object mapping each actor to its PEM public key, or
+ * to a list of them while a key is being rotated, e.g.
+ * `{"staff:alice@vendor.example": "-----BEGIN PUBLIC KEY-----…", "service:pool": ["…old", "…new"]}`.
  */
 export function parseTrustedCallers(json: string): TrustedCaller[] {
   const parsed: unknown = JSON.parse(json);
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new Error("trusted callers must be a JSON object of actor → PEM public key");
-  return Object.entries(parsed as Record<string, unknown>).map(([actor, pem]) => {
+  return Object.entries(parsed as Record<string, unknown>).flatMap(([actor, value]) => {
     if (!ACTOR_PATTERN.test(actor)) throw new Error(`trusted caller ${JSON.stringify(actor)} must look like staff:<name> or service:<name>`);
-    if (typeof pem !== "string") throw new Error(`trusted caller ${actor}: the value must be a PEM public key`);
-    return { actor, publicKeyPem: pem };
+    const pems = Array.isArray(value) ? value : [value];
+    if (pems.length === 0 || pems.some((pem) => typeof pem !== "string")) {
+      throw new Error(`trusted caller ${actor}: the value must be a PEM public key, or a list of them`);
+    }
+    return (pems as string[]).map((publicKeyPem) => ({ actor, publicKeyPem }));
   });
 }
 
@@ -85,7 +90,8 @@ export function createInternalVerifier(trusted: readonly TrustedCaller[]): Inter
             actor = entry.actor;
             return entry.key;
           },
-          { audience: AUDIENCE, algorithms: ["EdDSA"], requiredClaims: ["exp", "sub"], maxTokenAge: `${TOKEN_LIFETIME_S + 60}s` },
+          // Callers' clocks (a vendor's laptop) may run a little apart from the pod's.
+          { audience: AUDIENCE, algorithms: ["EdDSA"], requiredClaims: ["exp", "sub"], maxTokenAge: `${TOKEN_LIFETIME_S + 60}s`, clockTolerance: CLOCK_TOLERANCE_S },
         );
         if (payload.sub !== actor) throw new UnauthenticatedError("internal credential names another actor than its key's");
         return actor!;

@@ -78,3 +78,27 @@ async function decodeKid(token: Promise<string>): Promise<string> {
   const [header] = (await token).split(".");
   return JSON.parse(Buffer.from(header!, "base64url").toString()).kid as string;
 }
+
+describe("internal caller keys across a rotation and across clocks", () => {
+  it("trusts every key listed for an actor, so a service's old and new keys overlap", async () => {
+    const oldKey = pem();
+    const newKey = pem();
+    const trusted = parseTrustedCallers(JSON.stringify({ "service:pool": [publicPem(oldKey), publicPem(newKey)] }));
+    const rotating = createInternalVerifier(trusted);
+    for (const key of [oldKey, newKey]) {
+      expect(await rotating.verify(await createInternalSigner("service:pool", key).token())).toBe("service:pool");
+    }
+    expect(() => parseTrustedCallers(JSON.stringify({ "service:pool": [] }))).toThrow(/list of them/);
+  });
+
+  it("accepts a caller whose clock runs a few seconds ahead", async () => {
+    const ahead = await new SignJWT({})
+      .setProtectedHeader({ alg: "EdDSA", kid: await decodeKid(createInternalSigner(alice.actor, alice.key).token()) })
+      .setSubject(alice.actor)
+      .setAudience("cls-internal")
+      .setIssuedAt(Math.floor(Date.now() / 1000) + 10)
+      .setExpirationTime(Math.floor(Date.now() / 1000) + 130)
+      .sign(privateKeyFromPem(alice.key));
+    expect(await verifier.verify(ahead)).toBe(alice.actor);
+  });
+});
