@@ -82,7 +82,22 @@ function ownerOf(frame: CallFrame, moduleAt: (url: string, line: number) => stri
   return url;
 }
 
-export function summariseProfile(profilePath: string, bundlePath: string, top = 12): ProfileSummary {
+/** A span of CLOCK_MONOTONIC in µs: V8 stamps its profiles with it, and process.hrtime reads it. */
+export interface MonotonicWindow {
+  startUs: number;
+  endUs: number;
+}
+
+/** Now on the clock V8 stamps CPU profiles with (CLOCK_MONOTONIC), in µs. */
+export function monotonicNowUs(): number {
+  return Number(process.hrtime.bigint() / 1000n);
+}
+
+/**
+ * Summarises `profilePath`; with `window`, only the samples taken inside it (the measured
+ * load, not start-up, seeding or shutdown).
+ */
+export function summariseProfile(profilePath: string, bundlePath: string, top = 12, window?: MonotonicWindow): ProfileSummary {
   const profile = JSON.parse(readFileSync(profilePath, "utf8")) as CpuProfile;
   const bundleModuleAt = bundleModules(bundlePath);
   const bundleUrl = `file://${bundlePath}`;
@@ -109,7 +124,10 @@ export function summariseProfile(profilePath: string, bundlePath: string, top = 
   const names = new Map<string, { name: string; owner: string }>();
   let idle = 0;
   let total = 0;
+  let at = profile.startTime;
   for (const [i, sampleId] of profile.samples.entries()) {
+    at += profile.timeDeltas[i] ?? 0;
+    if (window && (at < window.startUs || at > window.endUs)) continue;
     // The delta after a sample is the time it stands for.
     const delta = profile.timeDeltas[i + 1] ?? 0;
     total += delta;

@@ -127,7 +127,7 @@ function profileSection(name: string, profile: ProfileSummary): string {
   const lines = [
     `### ${name}`,
     "",
-    `Profile of ${round(profile.wallMs / 1000)} s; the service's main thread was busy ${profile.busyPct}% of it. Shares below are of busy time.`,
+    `Profile of the ${round(profile.wallMs / 1000)} s under load (start-up and shutdown left out); the service's main thread was busy ${profile.busyPct}% of it. Shares below are of busy time.`,
     "",
     "| self time by owner | % |",
     "|---|---:|",

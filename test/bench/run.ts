@@ -18,7 +18,7 @@ import { TEST_DATABASE_URL, TEST_REDIS_URL } from "../support/env.js";
 import { createBaseline, type Baseline, type PgbenchResult } from "./baseline.js";
 import { h2loadAvailable, runDailyCheck, verifyDailyBatch, type DailyCheckResult } from "./daily-check.js";
 import type { LoadJob, LoadResult } from "./load-generator.js";
-import { summariseProfile, type ProfileSummary } from "./profile.js";
+import { monotonicNowUs, summariseProfile, type MonotonicWindow, type ProfileSummary } from "./profile.js";
 import { writeReport, type BenchResults, type RunRecord, type ScenarioResult } from "./report.js";
 import { seed, LICENCE_TYPE, type Fixture, type SeedPlan } from "./seed.js";
 import {
@@ -42,6 +42,8 @@ const PROFILE = process.env.BENCH_PROFILE !== "0";
 /** Before each measurement, wait (up to BENCH_QUIET_WAIT_S) for the machine to be at most this busy. */
 const QUIET_PCT = Number(process.env.BENCH_QUIET_PCT ?? 15);
 const QUIET_WAIT_S = Number(process.env.BENCH_QUIET_WAIT_S ?? 120);
+/** Measured seconds of each profiled run. */
+const PROFILE_SECONDS = 6;
 const CONCURRENCY = 64;
 const CONNECTIONS = 64;
 const PGBENCH_THREADS = 2;
@@ -92,7 +94,7 @@ async function quiet(): Promise<number> {
 }
 
 /** Runs one load-generator process and collects the service's CPU over its measured window. */
-async function runLoad(service: RunningService, job: Omit<LoadJob, "url" | "caPem" | "leaseKey">, caPem: string): Promise<{ load: LoadResult; cpu: CpuShare; rssMb: number; busyBefore: number }> {
+async function runLoad(service: RunningService, job: Omit<LoadJob, "url" | "caPem" | "leaseKey">, caPem: string): Promise<{ load: LoadResult; cpu: CpuShare; rssMb: number; busyBefore: number; window: MonotonicWindow }> {
   const busyBefore = await quiet();
   const dir = join(WORK_DIR, "jobs");
   mkdirSync(dir, { recursive: true });
@@ -106,6 +108,7 @@ async function runLoad(service: RunningService, job: Omit<LoadJob, "url" | "caPe
   });
   let stopWindow: (() => CpuShare) | undefined;
   let cpu: CpuShare | undefined;
+  const window: MonotonicWindow = { startUs: 0, endUs: 0 };
   let resultLine = "";
   let errors = "";
   let buffered = "";
@@ -115,8 +118,13 @@ async function runLoad(service: RunningService, job: Omit<LoadJob, "url" | "caPe
     while ((newline = buffered.indexOf("\n")) >= 0) {
       const line = buffered.slice(0, newline);
       buffered = buffered.slice(newline + 1);
-      if (line === "phase measure") stopWindow = startCpuWindow(service.pid, () => []);
-      else if (line === "phase done" && stopWindow) cpu = stopWindow();
+      if (line === "phase measure") {
+        window.startUs = monotonicNowUs();
+        stopWindow = startCpuWindow(service.pid, () => []);
+      } else if (line === "phase done" && stopWindow) {
+        window.endUs = monotonicNowUs();
+        cpu = stopWindow();
+      }
       else if (line.startsWith("result ")) resultLine = line.slice("result ".length);
     }
   });
@@ -128,7 +136,7 @@ async function runLoad(service: RunningService, job: Omit<LoadJob, "url" | "caPe
   const failures = Object.values(load.errors).reduce((sum, n) => sum + n, 0);
   if (failures > 0) throw new Error(`${failures} calls failed (${JSON.stringify(load.errors)}); first: ${load.firstError}`);
   if (load.leasesVerified < Math.min(job.verifySamples, load.completed)) throw new Error(`only ${load.leasesVerified} leases verified`);
-  return { load, cpu: { ...cpu, loadgen_pct: load.cpuPct }, rssMb: round(peakRssMb(service.pid)), busyBefore };
+  return { load, cpu: { ...cpu, loadgen_pct: load.cpuPct }, rssMb: round(peakRssMb(service.pid)), busyBefore, window };
 }
 
 async function runPgbench(baseline: Baseline, script: "spread" | "hot"): Promise<{ result: PgbenchResult; cpu: CpuShare; busyBefore: number }> {
@@ -262,16 +270,20 @@ async function main(): Promise<void> {
       for (const scenario of ["acquire-spread", "acquire-hot", "daily-check-batch"] as const) {
         const name = `${scenario}.cpuprofile`;
         const profiled = await startService(settings, { cpuProfile: { dir: profileDir, name } });
+        let window: MonotonicWindow;
         try {
-          if (scenario === "acquire-spread") await runLoad(profiled, spreadJob(fixture, 6, 1), keys.tls.cert);
-          else if (scenario === "acquire-hot") await runLoad(profiled, hotJob(fixture, 6, 1), keys.tls.cert);
+          if (scenario === "acquire-spread") window = (await runLoad(profiled, spreadJob(fixture, PROFILE_SECONDS, 1), keys.tls.cert)).window;
+          else if (scenario === "acquire-hot") window = (await runLoad(profiled, hotJob(fixture, PROFILE_SECONDS, 1), keys.tls.cert)).window;
           else {
-            await runDailyCheck({ publicUrl: profiled.publicUrl, servers: fixture.daily, encodersPerBatch: PLAN.encodersPerBatch, leasesPerBatch, warmupSeconds: 1, seconds: 6, onStart: () => {} });
+            await quiet();
+            const startUs = monotonicNowUs() + 1_500_000;
+            await runDailyCheck({ publicUrl: profiled.publicUrl, servers: fixture.daily, encodersPerBatch: PLAN.encodersPerBatch, leasesPerBatch, warmupSeconds: 1, seconds: PROFILE_SECONDS, onStart: () => {} });
+            window = { startUs, endUs: monotonicNowUs() - 200_000 };
           }
         } finally {
           await profiled.stop();
         }
-        profiles[scenario] = summariseProfile(join(profileDir, name), bundle);
+        profiles[scenario] = summariseProfile(join(profileDir, name), bundle, 12, window);
         log(`profiled ${scenario}: busy ${profiles[scenario].busyPct}%, top owner ${profiles[scenario].owners[0]?.owner} ${profiles[scenario].owners[0]?.pct}%`);
       }
     }

@@ -25,5 +25,6 @@ describe("fault: Redis down for the whole run", () => {
     expect(result.violations).toEqual([]);
     expect(replicas.exits()).toEqual([]);
     expect(replicas.count(LOG_PATTERNS.lockStoreDown)).toBeGreaterThan(0);
+    expect(result.counters.lockUnavailable).toBeGreaterThan(0);
   }, RUN_MS);
 });

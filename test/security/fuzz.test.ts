@@ -17,9 +17,10 @@ import { seedTenant, type Tenant } from "./support/tenant.js";
 /**
  * Issue 4 (Hostile input) and the SPEC's error table: thousands of malformed, truncated,
  * oversized, wrongly typed and unauthenticated requests at every public RPC, in both Connect
- * unary encodings, as raw HTTP/2 over TLS through the public ingress. Every answer is a proper
- * Connect error with a SPEC code (never `internal`), every process stays up, and nothing is
- * written to the database.
+ * unary encodings, as raw HTTP/2 over TLS at the services' public ports (where the ingress routes
+ * them; going straight there keeps the test ingress's own behaviour out of the results). Every
+ * answer is a proper Connect error with a SPEC code (never `internal`), every process stays up,
+ * and nothing is written to the database. FUZZ_SEED repeats a run; FUZZ_DEBUG prints timings.
  */
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed_c15);
@@ -36,7 +37,6 @@ const READ_ONLY = new Set([
   "cls.notification.v1.NotificationService/ListWebhooks",
   "cls.notification.v1.NotificationService/ListDeadLetters",
 ]);
-/** Audit rows server-identity writes for well-formed but wrong credentials; fuzz input is malformed, so none should appear. */
 /** The public port each package is served on (the ingress's routes). */
 const ROUTES: Record<string, "pool" | "allocation" | "server-identity" | "notification"> = {
   "/cls.pool.v1.": "pool",
@@ -67,6 +67,7 @@ class PublicRouter {
 const OVERSIZED = { proto: randomBytes(READ_MAX_BYTES + 1), json: `{"x":"${"a".repeat(READ_MAX_BYTES)}"}` };
 const BOMB = { proto: gzipSync(Buffer.alloc(4 * READ_MAX_BYTES, 0)), json: gzipSync(Buffer.alloc(4 * READ_MAX_BYTES, 0x20)) };
 
+/** Audit rows server-identity writes for well-formed but wrong credentials; fuzz input is malformed, so none should appear. */
 const CREDENTIAL_AUDIT_ACTIONS = new Set(["enrollment.failed", "api_key.exchange_failed", "server.authentication_failed"]);
 
 type Encoding = "proto" | "json";

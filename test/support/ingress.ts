@@ -39,14 +39,24 @@ export async function startIngress(options: { tls: TlsMaterial; routes: IngressR
     }
     const upstream = sessionFor(route.target).request(forwarded);
     let trailers: http2.IncomingHttpHeaders | undefined;
+    const gone = () => stream.destroyed || stream.closed;
     upstream.on("response", (responseHeaders) => {
+      if (gone() || stream.headersSent) return;
       const { ":status": status, ...rest } = responseHeaders;
       stream.respond({ ":status": status ?? 502, ...rest }, { waitForTrailers: true });
     });
     upstream.on("trailers", (received) => (trailers = received));
-    stream.on("wantTrailers", () => stream.sendTrailers(trailers ?? {}));
-    upstream.on("error", () => stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR));
+    stream.on("wantTrailers", () => {
+      if (!gone()) stream.sendTrailers(trailers ?? {});
+    });
+    upstream.on("error", () => {
+      if (!gone()) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    });
     stream.on("error", () => upstream.close(http2.constants.NGHTTP2_CANCEL));
+    // A client that goes away (or is refused mid-upload) must not leave the upstream call open.
+    stream.on("close", () => {
+      if (!upstream.closed) upstream.close(http2.constants.NGHTTP2_CANCEL);
+    });
     stream.pipe(upstream);
     upstream.pipe(stream);
   });

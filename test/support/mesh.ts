@@ -57,6 +57,7 @@ export async function startTestMesh(options: { layout?: MeshLayout; clock?: Manu
     locks,
     revocations: createRedisRevocationList(locks.redis, { ttlMs: 3_600_000, prefix: `cls-test:${randomBytes(4).toString("hex")}:revoked:` }),
     redis: locks.redis,
+    bruteForceKeyPrefix: `cls-test:${randomBytes(4).toString("hex")}:bruteforce:`,
     readiness: [],
     clock: clock as Clock,
     logger: createLogger("cls-test", "silent"),

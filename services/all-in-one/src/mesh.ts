@@ -52,6 +52,8 @@ export interface MeshOptions {
   reclaimIntervalMs?: number;
   /** Development only: let webhooks target http:, localhost and private networks. */
   webhookAllowPrivateTargets?: boolean;
+  /** Redis key prefix of the brute-force counters (tests give each mesh its own). */
+  bruteForceKeyPrefix?: string;
 }
 
 export interface RunningMesh {
@@ -103,6 +105,7 @@ export async function startMesh(options: MeshOptions): Promise<RunningMesh> {
     tokenIssuer,
     revocations: options.revocations,
     ...(options.redis ? { redis: options.redis } : {}),
+    ...(options.bruteForceKeyPrefix ? { bruteForceKeyPrefix: options.bruteForceKeyPrefix } : {}),
     allocationAdmin: allocationAdmin.client,
     poolAdmin: poolAdmin.client,
     notificationAdmin: notificationAdmin.client,

@@ -23,6 +23,11 @@ export interface Figures {
   retryReturnedCommitted: number;
   /** Allocations in the table that no client was ever told about (lost attempts). */
   unacknowledged: number;
+  /** Of those, still active at the end: licences held for cameras whose clients don't know it. */
+  unacknowledgedActive: number;
+  /** Latency of answered attempts, in ms (figures only, never asserted). */
+  answeredP50Ms: number;
+  answeredP99Ms: number;
   /** Cameras with an attempt that may have landed late, checked against the table only. */
   tainted: number;
   samples: number;
@@ -136,12 +141,14 @@ export function checkHistory(input: {
   const rowsByCamera = new Map<string, AllocationRecord[]>();
   for (const row of input.allocations) rowsByCamera.set(row.camera, [...(rowsByCamera.get(row.camera) ?? []), row]);
   let unacknowledged = 0;
+  let unacknowledgedActive = 0;
   for (const [camera, rows] of rowsByCamera) {
     const state = cameras.get(camera) ?? fresh();
     const active = rows.filter((row) => row.state === "active");
     if (active.length > 1) fail(`camera ${camera}: ${active.length} active allocations`);
     const orphans = rows.filter((row) => !acknowledged.has(row.allocation_id));
     unacknowledged += orphans.length;
+    unacknowledgedActive += orphans.filter((row) => row.state === "active").length;
     if (orphans.length > state.lostAcquireAttempts) {
       fail(`camera ${camera}: ${orphans.length} allocations no client was told of, but only ${state.lostAcquireAttempts} acquire attempts were lost`);
     }
@@ -159,6 +166,11 @@ export function checkHistory(input: {
   }
 
   const acquires = input.history.filter((op) => op.kind === "acquire");
+  const latencies = input.history
+    .flatMap((op) => op.attempts)
+    .filter((a) => a.result === "answered")
+    .map((a) => a.endedAt - a.startedAt)
+    .sort((a, b) => a - b);
   const figures: Figures = {
     ops: input.history.length,
     acquires: acquires.length,
@@ -173,9 +185,16 @@ export function checkHistory(input: {
     recovered: input.history.filter((op) => op.attempts.length > 1 && op.outcome.type !== "gave_up").length,
     retryReturnedCommitted,
     unacknowledged,
+    unacknowledgedActive,
+    answeredP50Ms: percentile(latencies, 0.5),
+    answeredP99Ms: percentile(latencies, 0.99),
     tainted: [...cameras.values()].filter((state) => state.tainted).length,
     samples: input.samples.samples,
     failedSamples: input.samples.failed,
   };
   return { violations, figures };
+}
+
+function percentile(sorted: readonly number[], q: number): number {
+  return sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }

@@ -16,6 +16,8 @@ export interface ClientOptions {
   clients: number;
   attemptTimeoutMs?: number;
   maxAttempts?: number;
+  /** A bound on each client's operations, whatever else happens. */
+  maxOpsPerClient?: number;
   /** Chance that a client releases a camera it holds (otherwise it acquires it again: idempotency). */
   releaseChance?: number;
   seed?: number;
@@ -29,6 +31,8 @@ export interface ClientRun {
   countOps(filter?: (op: Op) => boolean): number;
   /** Stops starting new operations and waits for those under way to finish. */
   stop(): Promise<Op[]>;
+  /** Stops starting new operations, without waiting. */
+  abort(): void;
 }
 
 /** A small deterministic PRNG, so a run's choices can be replayed from its seed. */
@@ -52,6 +56,7 @@ export function startClients(options: ClientOptions): ClientRun {
   const attemptTimeoutMs = options.attemptTimeoutMs ?? 2_500;
   const maxAttempts = options.maxAttempts ?? 12;
   const releaseChance = options.releaseChance ?? 0.5;
+  const maxOpsPerClient = options.maxOpsPerClient ?? 2_000;
   const seed = options.seed ?? Date.now() % 1_000_000;
   const services: Client<typeof AllocationService>[] = options.replicaUrls.map((baseUrl) =>
     createClient(AllocationService, createConnectTransport({ baseUrl, httpVersion: "2", nodeOptions: { ca: options.ca } })),
@@ -115,7 +120,7 @@ export function startClients(options: ClientOptions): ClientRun {
     // What this client believes each camera holds: an allocation id, nothing, or unknown.
     const holds = new Map<string, string | null | "unknown">();
     let turn = client;
-    while (!stopping) {
+    for (let n = 0; n < maxOpsPerClient && !stopping; n++) {
       const camera = cameras[Math.floor(random() * cameras.length)]!;
       const held = holds.get(camera.key) ?? null;
       const kind: OpKind = typeof held === "string" && held !== "unknown" && random() < releaseChance ? "release" : "acquire";
@@ -140,6 +145,9 @@ export function startClients(options: ClientOptions): ClientRun {
       stopping = true;
       await Promise.all(loops);
       return history;
+    },
+    abort() {
+      stopping = true;
     },
   };
 }

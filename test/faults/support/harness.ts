@@ -1,16 +1,12 @@
-import { createPublicKey } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { migrateAllocation } from "@cls/allocation";
-import { createTokenIssuer } from "@cls/auth";
-import { systemClock } from "@cls/clock";
 import { openDatabase } from "@cls/db";
-import { generateEd25519PrivateKeyPem } from "@cls/lease";
-import { loadOrCreateSelfSignedTls } from "@cls/server";
 import { createTestDatabase, type TestDatabase } from "../../support/database.js";
 import { checkHistory, type CheckReport } from "./checker.js";
 import { startClients, type ClientOptions, type ClientRun } from "./clients.js";
+import { writeReplicaCredentials } from "./credentials.js";
 import { readDatabaseState } from "./database-state.js";
 import type { Attempt } from "./history.js";
 import { startNotificationSink, type NotificationSink } from "./notification-sink.js";
@@ -19,6 +15,7 @@ import { startPrivatePostgres, type PrivatePostgres } from "./private-postgres.j
 import { startPrivateRedis, type PrivateRedis } from "./private-redis.js";
 import { allowChildren, killAllChildren } from "./processes.js";
 import { startReplicas, type ReplicaSet } from "./replicas.js";
+import { scrapeCounter } from "./metrics.js";
 import { startSampler, type SampleReport } from "./sampler.js";
 import { seedFleet, type Fleet, type FleetShape } from "./seed.js";
 
@@ -54,7 +51,17 @@ export interface FaultHarness {
 export interface FaultRun {
   readonly clients: ClientRun;
   /** Stops the clients, then checks their history and the tables. */
-  finish(options?: { landsLate?: (attempt: Attempt) => boolean }): Promise<CheckReport>;
+  finish(options?: { landsLate?: (attempt: Attempt) => boolean }): Promise<FaultReport>;
+}
+
+/** The checker's verdict, with what the replicas counted (summed over those running at the end). */
+export interface FaultReport extends CheckReport {
+  counters: {
+    /** Grants retried because Postgres had seen a newer fence (a stale holder, or a Redis that lost its counters). */
+    fenceRejections: number;
+    /** Batches granted on Postgres alone because Redis was unreachable. */
+    lockUnavailable: number;
+  };
 }
 
 /** A lost attempt whose client timed out may still be carried out later by a slow or frozen replica. */
@@ -119,30 +126,18 @@ export async function startFaultHarness(options: HarnessOptions): Promise<FaultH
 
     const sink: NotificationSink = await startNotificationSink();
     await defer(() => sink.close());
-    const tls = await loadOrCreateSelfSignedTls(join(dir, "tls"));
-    const staff = { actor: "staff:fault-suite@vendor.example", privateKeyPem: generateEd25519PrivateKeyPem() };
-    const staffPublicPem = createPublicKey(staff.privateKeyPem).export({ format: "pem", type: "spki" }).toString();
-    writeFileSync(join(dir, "trusted-callers.json"), JSON.stringify({ [staff.actor]: staffPublicPem }));
-    writeFileSync(join(dir, "service.key"), generateEd25519PrivateKeyPem(), { mode: 0o600 });
-    const tokens = createTokenIssuer(generateEd25519PrivateKeyPem(), { clock: systemClock(), ttlMs: 60 * 60 * 1000 });
-    writeFileSync(join(dir, "lease.key"), generateEd25519PrivateKeyPem(), { mode: 0o600 });
-    writeFileSync(join(dir, "token-verify.pem"), tokens.publicKeyPem);
+    const credentials = await writeReplicaCredentials(dir);
 
-    const ports = await freePorts(REPLICAS * 2);
+    const ports = await freePorts(REPLICAS * 3);
     const replicas = await startReplicas({
       count: REPLICAS,
-      ports: Array.from({ length: REPLICAS }, (_, i) => ({ public: ports[2 * i]!, internal: ports[2 * i + 1]! })),
-      ca: tls.cert,
+      ports: Array.from({ length: REPLICAS }, (_, i) => ({ public: ports[3 * i]!, internal: ports[3 * i + 1]!, metrics: ports[3 * i + 2]! })),
+      ca: credentials.tls.cert,
       env: {
+        ...credentials.env,
         DATABASE_URL: databaseUrl,
         DATABASE_MAX_CONNECTIONS: "8",
         REDIS_URL: redisUrl,
-        TLS_CERT_FILE: join(dir, "tls", "tls.crt"),
-        TLS_KEY_FILE: join(dir, "tls", "tls.key"),
-        LEASE_SIGNING_KEY_FILE: join(dir, "lease.key"),
-        TOKEN_VERIFY_KEYS_FILE: join(dir, "token-verify.pem"),
-        INTERNAL_TRUSTED_CALLERS_FILE: join(dir, "trusted-callers.json"),
-        SERVICE_SIGNING_KEY_FILE: join(dir, "service.key"),
         NOTIFICATION_INTERNAL_URL: sink.url,
         RECLAIM_INTERVAL_SECONDS: "86400",
         LOG_LEVEL: "warn",
@@ -157,9 +152,9 @@ export async function startFaultHarness(options: HarnessOptions): Promise<FaultH
     const fleet = await seedFleet({
       internalUrl: replicas.replicas[0]!.internalUrl,
       publicUrl: replicas.replicas[0]!.publicUrl,
-      ca: tls.cert,
-      tokens,
-      staff,
+      ca: credentials.tls.cert,
+      tokens: credentials.tokens,
+      staff: credentials.staff,
       shape: options.shape ?? DEFAULT_SHAPE,
     });
     const capacityOfCamera = new Map(fleet.cameras.map((camera) => [camera.key, fleet.pools.find((p) => p.poolId === camera.poolId)!.capacity]));
@@ -174,20 +169,31 @@ export async function startFaultHarness(options: HarnessOptions): Promise<FaultH
         const sampler = startSampler(databaseUrl);
         const clients = startClients({
           replicaUrls: replicas.replicas.map((r) => r.publicUrl),
-          ca: tls.cert,
+          ca: credentials.tls.cert,
           cameras: fleet.cameras,
           clients: CLIENTS,
           ...clientOptions,
         });
+        // A run cut short (a failed wait) must not go on calling into a closed harness.
+        cleanups.push(() => clients.abort());
+        cleanups.push(async () => void (await sampler.stop()));
         return {
           clients,
           async finish(finishOptions = {}) {
             const history = await clients.stop();
             const samples: SampleReport = await sampler.stop();
-            // Every replica up again, so that nothing still under way can change the tables under the checker.
+            // Replicas that died are back (or the failure says why), so their counters can be read.
             await replicas.waitAllUp();
             const state = await readDatabaseState(databaseUrl);
-            return checkHistory({ history, ...state, samples, capacities: capacityOfCamera, landsLate: finishOptions.landsLate ?? timedOut });
+            const verdict = checkHistory({ history, ...state, samples, capacities: capacityOfCamera, landsLate: finishOptions.landsLate ?? timedOut });
+            const metricsUrls = replicas.replicas.map((r) => r.metricsUrl);
+            return {
+              ...verdict,
+              counters: {
+                fenceRejections: await scrapeCounter(metricsUrls, "cls_lock_fence_rejections"),
+                lockUnavailable: await scrapeCounter(metricsUrls, "cls_lock_unavailable"),
+              },
+            };
           },
         };
       },

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 
 /** How much of a child's output is kept for diagnostics. */
@@ -26,6 +27,12 @@ export interface Child {
 }
 
 const running = new Set<Child>();
+/**
+ * util-linux's setpriv execs the command (same pid) with a parent-death signal set, so a
+ * child dies with the test worker even when the worker itself is killed outright.
+ */
+const SETPRIV = "/usr/bin/setpriv";
+const withParentDeathSignal = existsSync(SETPRIV);
 let refusing = false;
 
 // If the test worker itself dies, take the children with it.
@@ -47,7 +54,8 @@ export function spawnChild(
   options: { env?: Record<string, string>; uid?: number; gid?: number; cwd?: string; countLines?: RegExp[] } = {},
 ): Child {
   if (refusing) throw new Error(`${name}: not started, the fault suite is shutting down`);
-  const proc = spawn(command, args, {
+  const [file, argv]: [string, string[]] = withParentDeathSignal ? [SETPRIV, ["--pdeathsig", "KILL", "--", command, ...args]] : [command, args];
+  const proc = spawn(file, argv, {
     env: options.env ?? process.env,
     stdio: ["ignore", "pipe", "pipe"],
     ...(options.cwd ? { cwd: options.cwd } : {}),

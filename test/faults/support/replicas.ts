@@ -29,6 +29,8 @@ export interface Replica {
   readonly index: number;
   readonly publicUrl: string;
   readonly internalUrl: string;
+  /** Its Prometheus scrape endpoint (counters restart from zero with the process). */
+  readonly metricsUrl: string;
   /** Started and answering health since its latest (re)start. */
   up(): boolean;
   current(): Child | undefined;
@@ -54,7 +56,7 @@ export interface ReplicaSet {
 
 export interface ReplicaOptions {
   count: number;
-  ports: { public: number; internal: number }[];
+  ports: { public: number; internal: number; metrics: number }[];
   env: Record<string, string>;
   envFor?: (index: number) => Record<string, string>;
   /** CA (the self-signed certificate) for the health probe. */
@@ -102,6 +104,7 @@ export async function startReplicas(options: ReplicaOptions): Promise<ReplicaSet
           ...(options.envFor?.(index) ?? {}),
           PUBLIC_PORT: String(ports.public),
           INTERNAL_PORT: String(ports.internal),
+          METRICS_PORT: String(ports.metrics),
         },
         countLines: patterns,
       });
@@ -133,6 +136,7 @@ export async function startReplicas(options: ReplicaOptions): Promise<ReplicaSet
       index,
       publicUrl,
       internalUrl: `http://127.0.0.1:${ports.internal}`,
+      metricsUrl: `http://127.0.0.1:${ports.metrics}/metrics`,
       up: () => up,
       current: () => children.at(-1),
       starts: () => children.length,

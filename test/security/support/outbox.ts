@@ -13,6 +13,7 @@ export async function drainOutboxes(t: { mesh: RunningMesh; database: { url: str
   );
   await vi.waitFor(
     async () => {
+      for (const module of Object.values(t.mesh.modules) as { flushOutbox?: () => Promise<unknown> }[]) await module.flushOutbox?.();
       await t.mesh.modules.allocation.context.outbox.flush();
       for (const { schema } of tables) {
         const [row] = await query<{ pending: string }>(t.database.url, `select count(*) as pending from "${schema}".outbox where delivered_at is null`);
