@@ -109,17 +109,40 @@ function medianCpu(runs: RunRecord[], key: "cpu_cls" | "cpu_baseline"): CpuShare
   };
 }
 
+/** CPU milliseconds per call (per transaction for pgbench) by process group, from the medians. */
+interface PerCall {
+  service: number | null;
+  postgres: number;
+  redis: number;
+  loadgen: number | null;
+  total: number;
+}
+
+function perCall(cpu: CpuShare | null, rate: number | null): PerCall | null {
+  if (!cpu || !rate) return null;
+  // pct is percent of one core: pct / 100 cores × 1000 ms per second / calls per second.
+  const ms = (pct: number | null) => (pct === null ? null : round((pct * 10) / rate, 3));
+  const parts = { service: ms(cpu.service_pct), postgres: ms(cpu.postgres_pct)!, redis: ms(cpu.redis_pct)!, loadgen: ms(cpu.loadgen_pct) };
+  return { ...parts, total: round((parts.service ?? 0) + parts.postgres + parts.redis + (parts.loadgen ?? 0), 3) };
+}
+
 /** What the CPU figures say bounds a CLS measurement. */
-function boundOf(cpu: CpuShare | null, cores: number): string {
+function boundOf(cpu: CpuShare | null, cores: number, rate: number | null): string {
   if (!cpu) return "";
   const parts: string[] = [];
+  const cost = perCall(cpu, rate);
+  if (cost) {
+    parts.push(
+      `each call costs ${cost.total} ms of CPU across the machine (service ${fmt(cost.service)}, Postgres ${cost.postgres}, Redis ${cost.redis}, load generator ${fmt(cost.loadgen)}), so ${cores} cores with nothing else running cap it near ${round((cores * 1000) / cost.total, 0)}/s`,
+    );
+  }
   if ((cpu.service_pct ?? 0) >= 85) parts.push(`the service's one JavaScript thread is saturated (${cpu.service_pct}% of a core)`);
   if (cpu.machine_busy_pct >= 90) {
     parts.push(
       `the machine is saturated (${cpu.machine_busy_pct}% of ${cores} cores: service ${fmt(cpu.service_pct)}%, Postgres ${cpu.postgres_pct}%, load generator ${fmt(cpu.loadgen_pct)}%, Redis ${cpu.redis_pct}%, other ${cpu.other_pct}% of a core)`,
     );
   }
-  if (parts.length === 0) parts.push(`neither the service (${fmt(cpu.service_pct)}% of a core) nor the machine (${cpu.machine_busy_pct}% busy) is saturated: the wait is elsewhere (row lock, commit, round trips)`);
+  if (parts.length === (cost ? 1 : 0)) parts.push(`neither the service (${fmt(cpu.service_pct)}% of a core) nor the machine (${cpu.machine_busy_pct}% busy) is saturated: the wait is elsewhere (row lock, commit, round trips)`);
   return parts.join("; ");
 }
 
@@ -194,12 +217,24 @@ export function renderMarkdown(results: BenchResults, analysis: string | undefin
   }
   out.push("");
 
+  out.push("CPU per call, in ms (per transaction for pgbench; per encoder check for daily-check-batch), from the medians above: what one call costs each process, whatever else runs on the machine.", "");
+  out.push("| measurement | service | Postgres | Redis | load generator | total | ceiling on " + cores + " cores |");
+  out.push("|---|---:|---:|---:|---:|---:|---:|");
+  for (const s of results.scenarios) {
+    const cls = perCall(medianCpu(s.runs, "cpu_cls"), s.cls_per_s);
+    if (cls) out.push(`| ${s.name} (CLS) | ${fmt(cls.service)} | ${cls.postgres} | ${cls.redis} | ${fmt(cls.loadgen)} | ${cls.total} | ${round((cores * 1000) / cls.total, 0)}/s |`);
+    const base = perCall(medianCpu(s.runs, "cpu_baseline"), s.baseline_per_s);
+    if (base) out.push(`| ${s.name} (pgbench) | – | ${base.postgres} | ${base.redis} | ${fmt(base.loadgen)} | ${base.total} | ${round((cores * 1000) / base.total, 0)}/s |`);
+  }
+  out.push("");
+
   const unmet = goals.filter((g) => !g.met);
   out.push("## What bounds the goals not met", "");
   if (unmet.length === 0) out.push("Every goal is met.", "");
   for (const goal of unmet) {
     const s = goal.scenario === "latency-at-half-spread" ? byName("latency-at-half-spread") : byName(goal.scenario);
-    out.push(`- **${goal.scenario}** (${goal.shortfall}): ${boundOf(medianCpu(s.runs, "cpu_cls"), cores)}.`);
+    const bound = goal.scenario === "service-peak-rss" ? "the peak is the V8 heap's high-water mark, not live data (see the analysis below)" : boundOf(medianCpu(s.runs, "cpu_cls"), cores, s.cls_per_s);
+    out.push(`- **${goal.scenario}** (${goal.shortfall}): ${bound}.`);
   }
   out.push("");
   if (analysis) out.push(analysis.trim(), "");

@@ -5,22 +5,43 @@
  *
  * Environment (all optional): BENCH_RUNS (3), BENCH_SECONDS (8, the measured window of each
  * run), BENCH_WARMUP_SECONDS (2), BENCH_PROFILE (1; 0 skips the --cpu-prof pass),
- * DATABASE_URL (an admin connection to Postgres), REDIS_URL.
+ * BENCH_QUIET_PCT (15) and BENCH_QUIET_WAIT_S (120): before each measurement, wait that long
+ * at most for the machine to be that idle; BENCH_BUNDLE (a prebuilt allocation bundle to
+ * measure instead of building the working tree); BENCH_SERVICE_NODE_ARGS (extra node flags
+ * for the service, e.g. V8 heap sizes); DATABASE_URL (an admin connection to Postgres),
+ * REDIS_URL.
  */
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { cpus, totalmem } from "node:os";
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
-import pg from "pg";
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from "../support/env.js";
-import { createBaseline, type Baseline, type PgbenchResult } from "./baseline.js";
-import { h2loadAvailable, runDailyCheck, verifyDailyBatch, type DailyCheckResult } from "./daily-check.js";
-import type { LoadJob, LoadResult } from "./load-generator.js";
+import { createBaseline, type Baseline } from "./baseline.js";
+import { h2loadAvailable, runDailyCheck, verifyDailyBatch } from "./daily-check.js";
+import {
+  adminQuery,
+  CONCURRENCY,
+  CONNECTIONS,
+  GOALS,
+  hotJob,
+  log,
+  PGBENCH_THREADS,
+  PLAN,
+  PROFILE,
+  PROFILE_SECONDS,
+  quiet,
+  RUNS,
+  runDaily,
+  runLoad,
+  runPgbench,
+  SECONDS,
+  spreadJob,
+  WARMUP_SECONDS,
+} from "./measure.js";
 import { monotonicNowUs, summariseProfile, type MonotonicWindow, type ProfileSummary } from "./profile.js";
 import { writeReport, type BenchResults, type RunRecord, type ScenarioResult } from "./report.js";
-import { seed, LICENCE_TYPE, type Fixture, type SeedPlan } from "./seed.js";
+import { seed, LICENCE_TYPE, type Fixture } from "./seed.js";
 import {
   buildAllocationBundle,
   migrateService,
@@ -33,32 +54,7 @@ import {
   type RunningService,
   type ServiceSettings,
 } from "./service.js";
-import { machineBusyPct, median, peakRssMb, resetPeakRss, round, startCpuWindow, waitForQuiet, type CpuShare } from "./stats.js";
-
-const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
-const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
-const PROFILE = process.env.BENCH_PROFILE !== "0";
-/** Before each measurement, wait (up to BENCH_QUIET_WAIT_S) for the machine to be at most this busy. */
-const QUIET_PCT = Number(process.env.BENCH_QUIET_PCT ?? 15);
-const QUIET_WAIT_S = Number(process.env.BENCH_QUIET_WAIT_S ?? 120);
-/** Measured seconds of each profiled run. */
-const PROFILE_SECONDS = 6;
-const CONCURRENCY = 64;
-const CONNECTIONS = 64;
-const PGBENCH_THREADS = 2;
-const PLAN: SeedPlan = { spreadPools: 1_000, hotServers: CONCURRENCY, dailyServers: 4, encodersPerBatch: 1_000, camerasPerEncoder: 2 };
-
-const GOALS = {
-  spreadRatio: 0.5,
-  hotRatio: 2,
-  p99Ms: 25,
-  rssMb: 150,
-};
-
-function log(message: string): void {
-  process.stdout.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
-}
+import { machineBusyPct, median, round } from "./stats.js";
 
 /** pgbench and h2load must be installed; say how when they are not. */
 async function preflight(): Promise<void> {
@@ -76,136 +72,14 @@ function versionOf(command: string, args: string[]): string {
   return (result.stdout || result.stderr || "").split("\n")[0]!.trim();
 }
 
-async function adminQuery<T extends pg.QueryResultRow>(text: string): Promise<T[]> {
-  const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
-  await client.connect();
-  try {
-    return (await client.query<T>(text)).rows;
-  } finally {
-    await client.end();
-  }
-}
-
-/** Other work on the machine competes with the bench: wait for it to settle, and record it. */
-async function quiet(): Promise<number> {
-  const busy = await waitForQuiet(QUIET_PCT, QUIET_WAIT_S * 1000);
-  if (busy > QUIET_PCT) log(`machine still ${busy}% busy after ${QUIET_WAIT_S} s of waiting; measuring anyway (recorded)`);
-  return busy;
-}
-
-/** Runs one load-generator process and collects the service's CPU over its measured window. */
-async function runLoad(service: RunningService, job: Omit<LoadJob, "url" | "caPem" | "leaseKey">, caPem: string): Promise<{ load: LoadResult; cpu: CpuShare; rssMb: number; busyBefore: number; window: MonotonicWindow }> {
-  const busyBefore = await quiet();
-  const dir = join(WORK_DIR, "jobs");
-  mkdirSync(dir, { recursive: true });
-  const jobFile = join(dir, `job-${Date.now()}.json`);
-  writeFileSync(jobFile, JSON.stringify({ ...job, url: service.publicUrl, caPem, leaseKey: service.leaseKey } satisfies LoadJob));
-  resetPeakRss(service.pid);
-  const child = spawn(process.execPath, ["--import", "tsx", join("test", "bench", "load-generator.ts"), jobFile], {
-    cwd: REPO_ROOT,
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, NODE_OPTIONS: "" },
-  });
-  let stopWindow: (() => CpuShare) | undefined;
-  let cpu: CpuShare | undefined;
-  const window: MonotonicWindow = { startUs: 0, endUs: 0 };
-  let resultLine = "";
-  let errors = "";
-  let buffered = "";
-  child.stdout.on("data", (chunk: Buffer) => {
-    buffered += chunk.toString();
-    let newline;
-    while ((newline = buffered.indexOf("\n")) >= 0) {
-      const line = buffered.slice(0, newline);
-      buffered = buffered.slice(newline + 1);
-      if (line === "phase measure") {
-        window.startUs = monotonicNowUs();
-        stopWindow = startCpuWindow(service.pid, () => []);
-      } else if (line === "phase done" && stopWindow) {
-        window.endUs = monotonicNowUs();
-        cpu = stopWindow();
-      }
-      else if (line.startsWith("result ")) resultLine = line.slice("result ".length);
-    }
-  });
-  child.stderr.on("data", (chunk: Buffer) => (errors += chunk.toString()));
-  const code = await new Promise<number | null>((done) => child.once("exit", done));
-  rmSync(jobFile, { force: true });
-  if (code !== 0 || !resultLine || !cpu) throw new Error(`load generator exited ${code}:\n${errors}`);
-  const load = JSON.parse(resultLine) as LoadResult;
-  const failures = Object.values(load.errors).reduce((sum, n) => sum + n, 0);
-  if (failures > 0) throw new Error(`${failures} calls failed (${JSON.stringify(load.errors)}); first: ${load.firstError}`);
-  if (load.leasesVerified < Math.min(job.verifySamples, load.completed)) throw new Error(`only ${load.leasesVerified} leases verified`);
-  return { load, cpu: { ...cpu, loadgen_pct: load.cpuPct }, rssMb: round(peakRssMb(service.pid)), busyBefore, window };
-}
-
-async function runPgbench(baseline: Baseline, script: "spread" | "hot"): Promise<{ result: PgbenchResult; cpu: CpuShare; busyBefore: number }> {
-  const busyBefore = await quiet();
-  const pids: number[] = [];
-  let stopWindow: (() => CpuShare) | undefined;
-  const timer = setTimeout(() => (stopWindow = startCpuWindow(null, () => pids)), WARMUP_SECONDS * 1000 + 300);
-  let cpu: CpuShare | undefined;
-  const endTimer = setTimeout(() => (cpu = stopWindow?.()), (WARMUP_SECONDS + SECONDS) * 1000 - 100);
-  const result = await baseline.run(script, { clients: CONCURRENCY, threads: PGBENCH_THREADS, warmupSeconds: WARMUP_SECONDS, seconds: SECONDS }, (pid) => pids.push(pid));
-  clearTimeout(timer);
-  clearTimeout(endTimer);
-  cpu ??= stopWindow?.();
-  if (result.failed > 0) throw new Error(`pgbench: ${result.failed} failed transactions`);
-  return { result, cpu: cpu!, busyBefore };
-}
-
-async function runDaily(service: RunningService, fixture: Fixture, leasesPerBatch: number): Promise<{ result: DailyCheckResult; cpu: CpuShare; rssMb: number; busyBefore: number }> {
-  const busyBefore = await quiet();
-  const pids: number[] = [];
-  resetPeakRss(service.pid);
-  let stopWindow: (() => CpuShare) | undefined;
-  let cpu: CpuShare | undefined;
-  const timer = setTimeout(() => (stopWindow = startCpuWindow(service.pid, () => pids)), WARMUP_SECONDS * 1000 + 300);
-  const endTimer = setTimeout(() => (cpu = stopWindow?.()), (WARMUP_SECONDS + SECONDS) * 1000 - 100);
-  const result = await runDailyCheck({
-    publicUrl: service.publicUrl,
-    servers: fixture.daily,
-    encodersPerBatch: PLAN.encodersPerBatch,
-    leasesPerBatch,
-    warmupSeconds: WARMUP_SECONDS,
-    seconds: SECONDS,
-    onStart: (pid) => pids.push(pid),
-  });
-  clearTimeout(timer);
-  clearTimeout(endTimer);
-  cpu ??= stopWindow?.();
-  if (result.failed > 0) throw new Error(`daily check: ${result.failed} batches failed`);
-  return { result, cpu: cpu!, rssMb: round(peakRssMb(service.pid)), busyBefore };
-}
-
-const spreadJob = (fixture: Fixture, seconds = SECONDS, warmupSeconds = WARMUP_SECONDS) => ({
-  connections: CONNECTIONS,
-  concurrency: CONCURRENCY,
-  warmupMs: warmupSeconds * 1000,
-  durationMs: seconds * 1000,
-  targets: fixture.spread,
-  pick: "random" as const,
-  verifySamples: 200,
-});
-
-const hotJob = (fixture: Fixture, seconds = SECONDS, warmupSeconds = WARMUP_SECONDS) => ({
-  connections: CONNECTIONS,
-  concurrency: CONCURRENCY,
-  warmupMs: warmupSeconds * 1000,
-  durationMs: seconds * 1000,
-  targets: fixture.hot,
-  pick: "worker" as const,
-  verifySamples: 200,
-});
-
 async function main(): Promise<void> {
   await preflight();
   const started = Date.now();
   const background = await machineBusyPct(2_000);
   log(`machine busy before start (other work): ${background}%`);
 
-  log("building the service bundle (deploy/build.ts)");
-  const bundle = await buildAllocationBundle();
+  const bundle = process.env.BENCH_BUNDLE ?? (log("building the service bundle (deploy/build.ts)"), await buildAllocationBundle());
+  const nodeArgs = (process.env.BENCH_SERVICE_NODE_ARGS ?? "").split(" ").filter(Boolean);
   const keys = await prepareKeys();
   const notifications = await startNotificationStub();
   const databaseName = `cls_bench_${process.pid}_${Date.now().toString(36)}`;
@@ -218,7 +92,7 @@ async function main(): Promise<void> {
   let fixture: Fixture | undefined;
   try {
     await migrateService(settings);
-    service = await startService(settings);
+    service = await startService(settings, { nodeArgs });
     log(`service pid ${service.pid} at ${service.publicUrl}; seeding ${PLAN.spreadPools} + 2 pools, ${PLAN.spreadPools + PLAN.hotServers + PLAN.dailyServers} servers`);
     const seedStart = Date.now();
     fixture = await seed({ internalUrl: service.internalUrl, publicUrl: service.publicUrl, caPem: keys.tls.cert, tokens: keys.tokens, staff: keys.staff, plan: PLAN });
@@ -269,7 +143,7 @@ async function main(): Promise<void> {
       mkdirSync(profileDir, { recursive: true });
       for (const scenario of ["acquire-spread", "acquire-hot", "daily-check-batch"] as const) {
         const name = `${scenario}.cpuprofile`;
-        const profiled = await startService(settings, { cpuProfile: { dir: profileDir, name } });
+        const profiled = await startService(settings, { nodeArgs, cpuProfile: { dir: profileDir, name } });
         let window: MonotonicWindow;
         try {
           if (scenario === "acquire-spread") window = (await runLoad(profiled, spreadJob(fixture, PROFILE_SECONDS, 1), keys.tls.cert)).window;
@@ -328,7 +202,9 @@ async function main(): Promise<void> {
         background_busy_pct_before: background,
       },
       service: {
-        process: "node node_modules/.cache/cls-bench/build/allocation.mjs serve (the deploy/build.ts bundle the image runs), NODE_ENV=production, --enable-source-maps",
+        process: process.env.BENCH_BUNDLE
+          ? `node ${[...nodeArgs, bundle].join(" ")} serve (BENCH_BUNDLE), NODE_ENV=production, --enable-source-maps`
+          : `node ${[...nodeArgs, "node_modules/.cache/cls-bench/build/allocation.mjs"].join(" ")} serve (the deploy/build.ts bundle the image runs), NODE_ENV=production, --enable-source-maps`,
         database_max_connections: SERVICE_DATABASE_MAX_CONNECTIONS,
         redis: TEST_REDIS_URL,
         log_level: "warn",

@@ -35,8 +35,11 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
           oid === INT8_OID ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format as "text"),
       },
     });
-    // An idle client losing its connection (Postgres restarting) must not crash the process.
+    // A client losing its connection (Postgres restarting) must not crash the process: idle
+    // clients report on the pool, checked-out ones on themselves. The query in flight fails
+    // (and becomes `unavailable`); pg-pool discards the broken client.
     pool.on("error", () => {});
+    pool.on("connect", (client) => client.on("error", () => {}));
     const root = new Kysely<any>({ dialect: new PostgresDialect({ pool }), log: recordQuerySpan });
     return { root, kind: "postgres", close: () => root.destroy() };
   }

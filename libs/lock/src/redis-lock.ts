@@ -63,10 +63,15 @@ export function createRedisLockService(options: RedisLockOptions): LockService &
   // A namespace of its own, so no lock key can ever coincide with a fence counter.
   const fenceKey = (key: string) => `${prefix}fence:${key}`;
 
-  /** Just after start-up the connection may still be opening: wait briefly rather than fail. */
+  /**
+   * Just after start-up the connection may still be opening: wait briefly rather than fail.
+   * Once Redis has been lost (reconnecting), fail at once: callers go on without the lock.
+   */
   async function connected(): Promise<void> {
     if (redis.status === "ready") return;
-    await Promise.race([once(redis, "ready"), sleep(CONNECT_WAIT_MS)]);
+    if (redis.status === "connecting" || redis.status === "connect" || redis.status === "wait") {
+      await Promise.race([once(redis, "ready"), sleep(CONNECT_WAIT_MS)]);
+    }
   }
 
   return {

@@ -1,3 +1,4 @@
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { ServerCaller } from "@cls/auth";
 import { NotFoundError } from "@cls/errors";
 import type { SignedLease } from "@cls/proto";
@@ -25,7 +26,7 @@ export interface AcquiredLicence {
 export async function acquireLicence(
   ctx: AllocationContext,
   caller: ServerCaller,
-  request: { encoderId: string; cameraId: string },
+  request: { encoderId: string; cameraId: string; signal?: AbortSignal },
   attempt = 0,
 ): Promise<AcquiredLicence> {
   const { db, clock } = ctx;
@@ -72,6 +73,7 @@ export async function acquireLicence(
     licenceType: model.licence_type,
     now,
     leaseExpiresAt: times.expiresAt,
+    ...(request.signal ? { signal: request.signal } : {}),
   });
   switch (outcome.kind) {
     case "granted":
@@ -88,6 +90,8 @@ export async function acquireLicence(
       throw new PoolExpiredError(pool.pool_id, outcome.expiresAt);
     case "revoked":
       throw new ServerRevokedError();
+    case "abandoned":
+      throw new ConnectError("the caller went away before a licence was taken; nothing was taken", Code.Canceled);
     case "pool_changed":
       if (attempt > 0) throw new Error("server's pool changed twice during one acquire");
       return acquireLicence(ctx, caller, request, attempt + 1);

@@ -63,6 +63,7 @@ export function createAllocationService(ctx: AllocationContext): ServiceImpl<typ
       const { allocation, lease } = await acquireLicence(ctx, caller, {
         encoderId: requireExternalId("encoder_id", req.encoderId),
         cameraId: requireExternalId("camera_id", req.cameraId),
+        signal: handler.signal,
       });
       return { allocation: toAllocationMessage(allocation), lease };
     },

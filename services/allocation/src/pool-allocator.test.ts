@@ -73,3 +73,33 @@ describe("the pool allocator without Redis (SPEC L7a, DESIGN: allocation works o
     expect(await t.activeCount(server.pool.poolId)).toBe(3);
   });
 });
+
+describe("a caller that has gone away (SPEC L7a: no licence nobody will hear of)", () => {
+  let t: AllocationTestContext;
+  beforeAll(async () => {
+    t = await createAllocationTestContext();
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it("takes nothing for a request whose caller aborted before the pool was locked", async () => {
+    const server = await t.newServer(await t.newPool({ [CAMERA]: 2 }));
+    await t.registered(server, "enc-1");
+    const now = t.clock.now();
+    const outcome = await t.context.allocator.grant({
+      accountId: server.caller.accountId,
+      serverId: server.caller.serverId,
+      encoderId: "enc-1",
+      cameraId: "cam-gone",
+      poolId: server.pool.poolId,
+      licenceType: CAMERA,
+      now,
+      leaseExpiresAt: new Date(now.getTime() + 86_400_000),
+      signal: AbortSignal.abort(),
+    });
+    expect(outcome.kind).toBe("abandoned");
+    expect((await t.usage(server.pool.poolId)).used).toBe(0);
+    expect(await t.activeCount(server.pool.poolId)).toBe(0);
+  });
+});

@@ -23,6 +23,8 @@ export interface GrantRequest {
   licenceType: string;
   now: Date;
   leaseExpiresAt: Date;
+  /** Aborted when the caller has gone (timed out, disconnected): then nothing is taken for it. */
+  signal?: AbortSignal;
 }
 
 export type GrantOutcome =
@@ -33,7 +35,9 @@ export type GrantOutcome =
   | { kind: "expired"; expiresAt: Date }
   /** The server moved to another pool meanwhile: ask again against its new pool. */
   | { kind: "pool_changed" }
-  | { kind: "revoked" };
+  | { kind: "revoked" }
+  /** The caller had gone by the time the pool was locked: nothing was taken. */
+  | { kind: "abandoned" };
 
 interface Pending {
   request: GrantRequest;
@@ -160,7 +164,9 @@ export function createPoolAllocator(deps: { db: Kysely<AllocationDatabase>; lock
     const wanting: number[] = [];
     for (const [i, request] of requests.entries()) {
       const binding = bindings.get(request.serverId);
-      if (binding?.state !== "active") outcomes[i] = { kind: "revoked" };
+      // A caller that gave up must not be granted a licence nobody will ever hear of.
+      if (request.signal?.aborted) outcomes[i] = { kind: "abandoned" };
+      else if (binding?.state !== "active") outcomes[i] = { kind: "revoked" };
       else if (binding.pool_id !== poolId) outcomes[i] = { kind: "pool_changed" };
       else {
         const camera = cameraKey(request.serverId, request.encoderId, request.cameraId);

@@ -61,6 +61,9 @@ export interface FaultReport extends CheckReport {
     fenceRejections: number;
     /** Batches granted on Postgres alone because Redis was unreachable. */
     lockUnavailable: number;
+    /** Time spent getting (or failing to get) pool locks, and how many times: the cost of the lock step. */
+    lockWaitSeconds: number;
+    lockWaits: number;
   };
 }
 
@@ -136,7 +139,8 @@ export async function startFaultHarness(options: HarnessOptions): Promise<FaultH
       env: {
         ...credentials.env,
         DATABASE_URL: databaseUrl,
-        DATABASE_MAX_CONNECTIONS: "8",
+        // Three replicas per suite, two suites at once, on a shared Postgres of 100 connections.
+        DATABASE_MAX_CONNECTIONS: "4",
         REDIS_URL: redisUrl,
         NOTIFICATION_INTERNAL_URL: sink.url,
         RECLAIM_INTERVAL_SECONDS: "86400",
@@ -192,6 +196,8 @@ export async function startFaultHarness(options: HarnessOptions): Promise<FaultH
               counters: {
                 fenceRejections: await scrapeCounter(metricsUrls, "cls_lock_fence_rejections"),
                 lockUnavailable: await scrapeCounter(metricsUrls, "cls_lock_unavailable"),
+                lockWaitSeconds: Math.round((await scrapeCounter(metricsUrls, "cls_lock_wait_seconds_sum")) * 1000) / 1000,
+                lockWaits: await scrapeCounter(metricsUrls, "cls_lock_wait_seconds_count"),
               },
             };
           },
