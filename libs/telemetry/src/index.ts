@@ -1,3 +1,3 @@
-export { startTelemetry, type Telemetry, type TelemetryOptions } from "./start.js";
+export { startTelemetry, stopTelemetry, type Telemetry, type TelemetryOptions } from "./start.js";
 export { clsMetrics, observeGauge } from "./instruments.js";
 export { inSpan, tracer } from "./spans.js";

@@ -63,3 +63,8 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
   };
   return started;
 }
+
+/** Flushes and stops this process's telemetry, if started; part of graceful shutdown. */
+export async function stopTelemetry(): Promise<void> {
+  await started?.shutdown();
+}
