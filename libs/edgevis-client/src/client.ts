@@ -12,7 +12,7 @@ import {
   type Lease,
   type SignedLease,
 } from "@cls/proto";
-import { LeaseBook } from "./lease-book.js";
+import { LeaseBook, type VerifiedLease } from "./lease-book.js";
 import { pinnedIdentityCheck } from "./pinning.js";
 
 /** What an enrolled server keeps on disk: its id, account and private key. */
@@ -35,12 +35,6 @@ export interface EdgeVisClientOptions {
   identity?: ServerIdentity;
   /** Renew the access token this long before it expires. */
   tokenMarginMs?: number;
-}
-
-/** A lease whose signature has been checked against a pinned key. */
-export interface VerifiedLease {
-  lease: Lease;
-  signed: SignedLease;
 }
 
 /**

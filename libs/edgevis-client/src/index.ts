@@ -1,3 +1,3 @@
-export { EdgeVisClient, type EdgeVisClientOptions, type ServerIdentity, type VerifiedLease } from "./client.js";
+export { EdgeVisClient, type EdgeVisClientOptions, type ServerIdentity } from "./client.js";
 export { pinnedIdentityCheck, spkiPinOfPem } from "./pinning.js";
-export { LeaseBook, type LicenceStanding } from "./lease-book.js";
+export { LeaseBook, type LicenceStanding, type VerifiedLease } from "./lease-book.js";

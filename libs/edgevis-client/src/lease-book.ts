@@ -1,6 +1,11 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import type { Lease } from "@cls/proto";
-import type { VerifiedLease } from "./client.js";
+import type { Lease, SignedLease } from "@cls/proto";
+
+/** A lease whose signature has been checked against a pinned key. */
+export interface VerifiedLease {
+  lease: Lease;
+  signed: SignedLease;
+}
 
 /**
  * How a camera's licence stands on the server's side (SPEC L9):
