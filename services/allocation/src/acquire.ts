@@ -4,14 +4,12 @@ import { NotFoundError } from "@cls/errors";
 import type { SignedLease } from "@cls/proto";
 import type { AllocationContext } from "./context.js";
 import { findActiveAllocation, insertAllocationIfAbsent, nextLeaseSerials, renewLeases, type AllocationRow } from "./allocation.repository.js";
-import { findEncoder } from "./encoder.repository.js";
-import { findPoolCopy } from "./entitlement.repository.js";
-import { PoolExhaustedError, PoolExpiredError, ServerRevokedError } from "./errors.js";
+import { loadAcquireContext } from "./acquire-context.repository.js";
+import { PoolExhaustedError, PoolExpiredError, ServerRevokedError, ServerWithoutPoolError, UnknownModelError } from "./errors.js";
 import { leaseTimes } from "./lease-times.js";
 import { countLicences } from "./metrics.js";
 import { signLease } from "./leases.js";
-import { LEGACY_LICENCE_TYPE, requireModel } from "./register-encoder.js";
-import { requireActiveServer } from "./server.repository.js";
+import { LEGACY_LICENCE_TYPE } from "./register-encoder.js";
 
 export interface AcquiredLicence {
   allocation: AllocationRow;
@@ -30,9 +28,12 @@ export async function acquireLicence(
   attempt = 0,
 ): Promise<AcquiredLicence> {
   const { db, clock } = ctx;
-  const server = await requireActiveServer(db, caller.serverId);
-  const encoder = await findEncoder(db, server.server_id, request.encoderId);
-  if (!encoder) throw new NotFoundError(`encoder ${request.encoderId} is not registered with this server; register it first`);
+  const known = await loadAcquireContext(db, caller.serverId, request.encoderId, request.cameraId);
+  if (!known.server) throw new ServerWithoutPoolError();
+  if (known.server.state === "revoked") throw new ServerRevokedError();
+  const server = { ...known.server, server_id: caller.serverId };
+  if (!known.encoder) throw new NotFoundError(`encoder ${request.encoderId} is not registered with this server; register it first`);
+  const encoder = { ...known.encoder, encoder_id: request.encoderId };
   const now = clock.now();
 
   if (encoder.licence_kind === "legacy") {
@@ -55,14 +56,14 @@ export async function acquireLicence(
     return { allocation: row, lease: signLease(ctx.signer, row, row.lease_serial, { issuedAt: now }) };
   }
 
-  const model = await requireModel(db, encoder.model);
-  const pool = await findPoolCopy(db, server.pool_id);
-  if (!pool) throw new PoolExhaustedError(server.pool_id, model.licence_type, 0, 0);
+  if (!known.licenceType) throw new UnknownModelError(encoder.model);
+  const model = { licence_type: known.licenceType };
+  if (!known.poolExpiresAt) throw new PoolExhaustedError(server.pool_id, model.licence_type, 0, 0);
+  const pool = { pool_id: server.pool_id, expires_at: known.poolExpiresAt };
   if (pool.expires_at <= now) throw new PoolExpiredError(pool.pool_id, pool.expires_at);
   const times = leaseTimes(now, pool.expires_at);
 
-  const existing = await findActiveAllocation(db, server.server_id, encoder.encoder_id, request.cameraId);
-  if (existing) return renewOne(ctx, existing, pool.expires_at);
+  if (known.existing) return renewOne(ctx, known.existing, pool.expires_at);
 
   const outcome = await ctx.allocator.grant({
     accountId: server.account_id,

@@ -3,7 +3,7 @@ import { newId } from "@cls/db";
 import { ALLOCATION_SCHEMA, type AllocationDatabase, type AllocationStateColumn, type AllocationTable, type LicenceKindColumn } from "./database.js";
 
 type Db = Kysely<AllocationDatabase>;
-export type AllocationRow = AllocationTable & { grant_seq: number };
+export type AllocationRow = Omit<AllocationTable, "grant_seq" | "lease_serial"> & { grant_seq: number; lease_serial: number };
 
 /** Takes `count` lease serial numbers; every issued lease has its own. */
 export async function nextLeaseSerials(db: Db, count: number): Promise<number[]> {
@@ -24,7 +24,10 @@ export async function findActiveAllocation(db: Db, serverId: string, encoderId: 
 }
 
 /** What a grant supplies of an allocation; the id, state and end come from here. */
-export type NewAllocation = Omit<AllocationTable, "allocation_id" | "state" | "ended_at" | "end_reason" | "grant_seq">;
+export type NewAllocation = Omit<AllocationTable, "allocation_id" | "state" | "ended_at" | "end_reason" | "grant_seq" | "lease_serial"> & {
+  /** Omitted: the next from the lease_serial sequence. */
+  lease_serial?: number;
+};
 
 /**
  * Inserts an active allocation unless the camera already has one (SPEC L7 idempotency).

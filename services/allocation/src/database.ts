@@ -69,7 +69,8 @@ export interface AllocationTable {
   kind: LicenceKindColumn;
   state: AllocationStateColumn;
   acquired_at: Date;
-  lease_serial: number;
+  /** Taken from the lease_serial sequence when not given. */
+  lease_serial: ColumnType<number, number | undefined, number>;
   /** Null for a perpetual legacy licence. */
   lease_expires_at: Date | null;
   ended_at: Date | null;

@@ -4,7 +4,7 @@ import type { HeldLock, LockService } from "@cls/lock";
 import { recordEvents, type OutboxEvent } from "@cls/outbox";
 import { clsMetrics, inSpan } from "@cls/telemetry";
 import { ALLOCATION_SCHEMA, type AllocationDatabase } from "./database.js";
-import { cameraKey, findActiveForCameras, insertAllocations, nextLeaseSerials, type AllocationRow } from "./allocation.repository.js";
+import { cameraKey, findActiveForCameras, insertAllocations, type AllocationRow } from "./allocation.repository.js";
 import { thresholdsCrossed } from "./usage-thresholds.js";
 
 const LOCK_TTL_MS = 2_000;
@@ -177,42 +177,46 @@ export function createPoolAllocator(deps: { db: Kysely<AllocationDatabase>; lock
       }
     }
 
-    const existing = await findActiveForCameras(trx, wanting.map((i) => requests[i]!));
-    const fresh: number[] = [];
-    for (const i of wanting) {
-      const request = requests[i]!;
-      const held = existing.get(cameraKey(request.serverId, request.encoderId, request.cameraId));
-      if (held) outcomes[i] = { kind: "existing", allocation: held };
-      else fresh.push(i);
-    }
     const room = Math.max(0, usage.capacity - usage.used);
-    const toGrant = fresh.slice(0, room);
-    const serials = await nextLeaseSerials(trx, toGrant.length);
-    const granted = await insertAllocations(
-      trx,
-      toGrant.map((i, n) => {
-        const request = requests[i]!;
-        return {
-          account_id: request.accountId,
-          pool_id: poolId,
-          server_id: request.serverId,
-          encoder_id: request.encoderId,
-          camera_id: request.cameraId,
-          licence_type: licenceType,
-          kind: "pool" as const,
-          acquired_at: now,
-          lease_serial: serials[n]!,
-          lease_expires_at: request.leaseExpiresAt,
-        };
-      }),
-    );
-    // The pool row is locked and every camera of the batch was checked, so none can conflict.
-    if (granted.length !== toGrant.length) throw new Error("an allocation appeared for a camera while its pool row was locked");
-    const byCamera = new Map(granted.map((row) => [cameraKey(row.server_id, row.encoder_id, row.camera_id), row]));
-    for (const i of toGrant) {
-      const request = requests[i]!;
-      outcomes[i] = { kind: "granted", allocation: byCamera.get(cameraKey(request.serverId, request.encoderId, request.cameraId))! };
+    const keyOf = (i: number) => cameraKey(requests[i]!.serverId, requests[i]!.encoderId, requests[i]!.cameraId);
+    const newAllocation = (i: number) => ({
+      account_id: requests[i]!.accountId,
+      pool_id: poolId,
+      server_id: requests[i]!.serverId,
+      encoder_id: requests[i]!.encoderId,
+      camera_id: requests[i]!.cameraId,
+      licence_type: licenceType,
+      kind: "pool" as const,
+      acquired_at: now,
+      lease_expires_at: requests[i]!.leaseExpiresAt,
+    });
+
+    // Cameras that already hold a licence are answered with it. When everything fits (the
+    // usual case) the insert finds them itself, through the one-active-per-camera index;
+    // otherwise they are looked up first, so the room goes to cameras that need it.
+    let granted: AllocationRow[];
+    let fresh: number[];
+    if (wanting.length <= room) {
+      granted = await insertAllocations(trx, wanting.map(newAllocation));
+      const grantedKeys = new Set(granted.map((row) => cameraKey(row.server_id, row.encoder_id, row.camera_id)));
+      fresh = wanting.filter((i) => grantedKeys.has(keyOf(i)));
+      const holding = wanting.filter((i) => !grantedKeys.has(keyOf(i)));
+      const existing = await findActiveForCameras(trx, holding.map((i) => requests[i]!));
+      for (const i of holding) outcomes[i] = { kind: "existing", allocation: existing.get(keyOf(i))! };
+    } else {
+      const existing = await findActiveForCameras(trx, wanting.map((i) => requests[i]!));
+      fresh = [];
+      for (const i of wanting) {
+        const held = existing.get(keyOf(i));
+        if (held) outcomes[i] = { kind: "existing", allocation: held };
+        else fresh.push(i);
+      }
+      granted = await insertAllocations(trx, fresh.slice(0, room).map(newAllocation));
+      // The pool row is locked and these cameras hold nothing, so none can conflict.
+      if (granted.length !== Math.min(room, fresh.length)) throw new Error("an allocation appeared for a camera while its pool row was locked");
     }
+    const byCamera = new Map(granted.map((row) => [cameraKey(row.server_id, row.encoder_id, row.camera_id), row]));
+    for (const i of fresh.slice(0, room)) outcomes[i] = { kind: "granted", allocation: byCamera.get(keyOf(i))! };
     for (const i of fresh.slice(room)) outcomes[i] = { kind: "exhausted", total: usage.capacity, used: usage.used + granted.length };
     // Later duplicates of a camera in the same batch get what its first request got.
     for (const [i, request] of requests.entries()) {
