@@ -57,31 +57,55 @@ export function parsePublicKeysPem(pem: string): KeyObject[] {
 }
 
 /** Verifies access tokens locally, with no call to the identity service. */
+/** Most verified tokens remembered; a server re-uses its token for minutes, so few are live. */
+const VERIFIED_CACHE_SIZE = 10_000;
+
+/**
+ * Verifies access tokens locally, with no call to the identity service. A token that
+ * verified is remembered until it expires, so each server's token costs one signature check,
+ * not one per call; expiry is still judged on every call.
+ */
 export function createTokenVerifier(publicKeys: readonly KeyObject[], options: { clock: Clock }): TokenVerifier {
   const byKid = new Map(publicKeys.map((key) => [keyIdOf(rawPublicKey(key)), key]));
+  const verified = new Map<string, { caller: Caller; expiresAtMs: number }>();
+
+  async function verifySignature(token: string): Promise<{ caller: Caller; expiresAtMs: number }> {
+    try {
+      const { payload } = await jwtVerify(
+        token,
+        (header) => {
+          const key = header.kid ? byKid.get(header.kid) : undefined;
+          if (!key) throw new UnauthenticatedError("access token signed by an unknown key");
+          return key;
+        },
+        { issuer: ISSUER, audience: AUDIENCE, algorithms: ["EdDSA"], currentDate: options.clock.now(), requiredClaims: ["exp", "sub"] },
+      );
+      if (typeof payload.sub !== "string" || typeof payload.acc !== "string") {
+        throw new UnauthenticatedError("access token is missing its subject");
+      }
+      const expiresAtMs = payload.exp! * 1000;
+      if (payload.knd === "server") return { caller: { kind: "server", serverId: payload.sub, accountId: payload.acc }, expiresAtMs };
+      if (payload.knd === "customer") return { caller: { kind: "customer", apiKeyId: payload.sub, accountId: payload.acc }, expiresAtMs };
+      throw new UnauthenticatedError("access token names an unknown kind of caller");
+    } catch (error) {
+      if (error instanceof UnauthenticatedError) throw error;
+      if (error instanceof joseErrors.JWTExpired) throw new UnauthenticatedError("access token expired: authenticate again");
+      throw new UnauthenticatedError("access token is not valid");
+    }
+  }
+
   return {
     async verify(token) {
-      try {
-        const { payload } = await jwtVerify(
-          token,
-          (header) => {
-            const key = header.kid ? byKid.get(header.kid) : undefined;
-            if (!key) throw new UnauthenticatedError("access token signed by an unknown key");
-            return key;
-          },
-          { issuer: ISSUER, audience: AUDIENCE, algorithms: ["EdDSA"], currentDate: options.clock.now(), requiredClaims: ["exp", "sub"] },
-        );
-        if (typeof payload.sub !== "string" || typeof payload.acc !== "string") {
-          throw new UnauthenticatedError("access token is missing its subject");
-        }
-        if (payload.knd === "server") return { kind: "server", serverId: payload.sub, accountId: payload.acc };
-        if (payload.knd === "customer") return { kind: "customer", apiKeyId: payload.sub, accountId: payload.acc };
-        throw new UnauthenticatedError("access token names an unknown kind of caller");
-      } catch (error) {
-        if (error instanceof UnauthenticatedError) throw error;
-        if (error instanceof joseErrors.JWTExpired) throw new UnauthenticatedError("access token expired: authenticate again");
-        throw new UnauthenticatedError("access token is not valid");
+      const known = verified.get(token);
+      if (known) {
+        if (options.clock.now().getTime() < known.expiresAtMs) return known.caller;
+        verified.delete(token);
+        throw new UnauthenticatedError("access token expired: authenticate again");
       }
+      const fresh = await verifySignature(token);
+      if (verified.size >= VERIFIED_CACHE_SIZE) verified.delete(verified.keys().next().value!);
+      verified.set(token, fresh);
+      return fresh.caller;
     },
   };
 }
