@@ -5,10 +5,10 @@
  * a scratch database, with the same spread of pools.
  */
 import { spawn } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
-import { round } from "./stats.js";
+import { quantile, round } from "./stats.js";
 import { WORK_DIR } from "./service.js";
 
 export const ALLOCATION_SQL =
@@ -38,13 +38,43 @@ export interface PgbenchResult {
   reportedTps: number;
   latencyAverageMs: number;
   failed: number;
+  /** With a fixed rate: latency percentiles from pgbench's per-transaction log, from each transaction's scheduled start. */
+  latencyMs?: { p50: number; p99: number; max: number };
 }
 
 export interface Baseline {
   databaseName: string;
   /** Pool 1..spreadPools for the spread script; pool 0 is the hot one. */
-  run(script: "spread" | "hot", options: { clients: number; threads: number; warmupSeconds: number; seconds: number }, onStart?: (pid: number) => void): Promise<PgbenchResult>;
+  run(
+    script: "spread" | "hot",
+    options: { clients: number; threads: number; warmupSeconds: number; seconds: number; ratePerSecond?: number },
+    onStart?: (pid: number) => void,
+  ): Promise<PgbenchResult>;
   drop(): Promise<void>;
+}
+
+/**
+ * pgbench's per-transaction log (one file per thread): `client transaction latency_us script
+ * epoch_s epoch_us [schedule_lag_us]`. Latency from the scheduled start is latency + lag, as
+ * the CLS open-loop generator measures it. Transactions finished during warm-up are left out.
+ */
+function readLatencyLog(dir: string, prefix: string, warmupSeconds: number): { p50: number; p99: number; max: number } {
+  const files = readdirSync(dir)
+    .map((name) => join(dir, name))
+    .filter((path) => path.startsWith(`${prefix}.`));
+  const rows = files.flatMap((path) =>
+    readFileSync(path, "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .map((line) => line.split(" ").map(Number)),
+  );
+  for (const path of files) rmSync(path, { force: true });
+  if (rows.length === 0) throw new Error("pgbench wrote no latency log");
+  const start = Math.min(...rows.map((r) => r[4]! + r[5]! / 1e6));
+  const latencies = Float64Array.from(
+    rows.filter((r) => r[4]! + r[5]! / 1e6 - start >= warmupSeconds).map((r) => (r[2]! + (r[6] ?? 0)) / 1000),
+  ).sort();
+  return { p50: round(quantile(latencies, 0.5), 2), p99: round(quantile(latencies, 0.99), 2), max: round(quantile(latencies, 1), 2) };
 }
 
 export async function createBaseline(adminUrl: string, spreadPools: number): Promise<Baseline> {
@@ -91,8 +121,11 @@ export async function createBaseline(adminUrl: string, spreadPools: number): Pro
   return {
     databaseName,
     run(script, options, onStart) {
+      const logPrefix = join(dir, `latency-${Date.now()}`);
+      const rateArgs = options.ratePerSecond ? ["-R", String(options.ratePerSecond), "-l", `--log-prefix=${logPrefix}`] : [];
       return new Promise((resolve, reject) => {
         const args = [
+          ...rateArgs,
           "-n",
           "-M", "prepared",
           "-c", String(options.clients),
@@ -116,7 +149,9 @@ export async function createBaseline(adminUrl: string, spreadPools: number): Pro
           const latency = /latency average = ([\d.]+) ms/.exec(output);
           const failed = /number of failed transactions: (\d+)/.exec(output);
           if (!reported || measured.length === 0) return reject(new Error(`cannot read pgbench's output:\n${output}`));
+          const latencyMs = options.ratePerSecond ? readLatencyLog(dir, logPrefix, options.warmupSeconds) : undefined;
           resolve({
+            ...(latencyMs ? { latencyMs } : {}),
             tps: round(measured.reduce((sum, p) => sum + p.tps, 0) / measured.length),
             reportedTps: round(Number(reported[1])),
             latencyAverageMs: latency ? Number(latency[1]) : Number.NaN,

@@ -157,6 +157,10 @@ async function run(job: LoadJob): Promise<LoadResult> {
   } else {
     throw new Error("job needs concurrency or ratePerSecond");
   }
+  // The window's closing mark must be out before the result (the open loop can finish a moment early).
+  const leftMs = windowEnd - performance.now();
+  if (leftMs > 0) await sleep(leftMs + 5);
+  if (!cpuAtWindowEnd) throw new Error("the measured window never closed");
   for (const timer of windowTimers) clearTimeout(timer);
   for (const session of sessions) session.close();
 

@@ -41,8 +41,11 @@ export function log(message: string): void {
   process.stdout.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
 }
 
-export async function adminQuery<T extends pg.QueryResultRow>(text: string): Promise<T[]> {
-  const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+/** One statement on the admin connection, or on `database` of the same server. */
+export async function adminQuery<T extends pg.QueryResultRow>(text: string, database?: string): Promise<T[]> {
+  const url = new URL(TEST_DATABASE_URL);
+  if (database) url.pathname = `/${database}`;
+  const client = new pg.Client({ connectionString: url.toString() });
   await client.connect();
   try {
     return (await client.query<T>(text)).rows;
@@ -104,14 +107,15 @@ export async function runLoad(service: RunningService, job: Omit<LoadJob, "url" 
   return { load, cpu: { ...cpu, loadgen_pct: load.cpuPct }, rssMb: round(peakRssMb(service.pid)), busyBefore, window };
 }
 
-export async function runPgbench(baseline: Baseline, script: "spread" | "hot"): Promise<{ result: PgbenchResult; cpu: CpuShare; busyBefore: number }> {
+/** One pgbench run at the scenario's concurrency; with `ratePerSecond`, at that fixed rate instead of flat out. */
+export async function runPgbench(baseline: Baseline, script: "spread" | "hot", ratePerSecond?: number): Promise<{ result: PgbenchResult; cpu: CpuShare; busyBefore: number }> {
   const busyBefore = await quiet();
   const pids: number[] = [];
   let stopWindow: (() => CpuShare) | undefined;
   const timer = setTimeout(() => (stopWindow = startCpuWindow(null, () => pids)), WARMUP_SECONDS * 1000 + 300);
   let cpu: CpuShare | undefined;
   const endTimer = setTimeout(() => (cpu = stopWindow?.()), (WARMUP_SECONDS + SECONDS) * 1000 - 100);
-  const result = await baseline.run(script, { clients: CONCURRENCY, threads: PGBENCH_THREADS, warmupSeconds: WARMUP_SECONDS, seconds: SECONDS }, (pid) => pids.push(pid));
+  const result = await baseline.run(script, { clients: CONCURRENCY, threads: PGBENCH_THREADS, warmupSeconds: WARMUP_SECONDS, seconds: SECONDS, ...(ratePerSecond ? { ratePerSecond } : {}) }, (pid) => pids.push(pid));
   clearTimeout(timer);
   clearTimeout(endTimer);
   cpu ??= stopWindow?.();

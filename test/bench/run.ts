@@ -99,6 +99,8 @@ async function main(): Promise<void> {
     const pinned = [{ keyId: service.leaseKey.keyId, publicKey: new Uint8Array(Buffer.from(service.leaseKey.publicKeyBase64, "base64")) }];
     const leasesPerBatch = await verifyDailyBatch({ publicUrl: service.publicUrl, caPem: keys.tls.cert, server: fixture.daily[0]!, encoders: PLAN.encodersPerBatch, pinned });
     log(`seeded in ${round((Date.now() - seedStart) / 1000)} s; one daily batch signs ${leasesPerBatch} leases (verified)`);
+    // A production database has planner statistics; a freshly seeded one has none until autovacuum gets to it.
+    await adminQuery("vacuum analyze", databaseName);
     baseline = await createBaseline(TEST_DATABASE_URL, PLAN.spreadPools);
 
     const spreadRuns: RunRecord[] = [];
@@ -128,8 +130,28 @@ async function main(): Promise<void> {
     for (let run = 1; run <= RUNS; run++) {
       const { connections, warmupMs, durationMs, targets, pick, verifySamples } = spreadJob(fixture);
       const open = await runLoad(service, { connections, ratePerSecond: rate, warmupMs, durationMs, targets, pick, verifySamples }, keys.tls.cert);
-      latencyRuns.push({ cls_per_s: open.load.perSecond, baseline_per_s: null, p50_ms: open.load.latencyMs.p50, p99_ms: open.load.latencyMs.p99, rss_mb: open.rssMb, cpu_cls: open.cpu, cpu_baseline: null, busy_before_pct: [open.busyBefore], extra: { rate_per_s: rate, p90_ms: open.load.latencyMs.p90, max_ms: open.load.latencyMs.max, max_in_flight: open.load.maxInFlight } });
-      log(`run ${run} latency at ${rate}/s: p50 ${open.load.latencyMs.p50} ms, p99 ${open.load.latencyMs.p99} ms (achieved ${open.load.perSecond}/s)`);
+      // pgbench at the same rate: what the commit path alone gives at this load.
+      const base = await runPgbench(baseline, "spread", rate);
+      latencyRuns.push({
+        cls_per_s: open.load.perSecond,
+        baseline_per_s: null,
+        p50_ms: open.load.latencyMs.p50,
+        p99_ms: open.load.latencyMs.p99,
+        rss_mb: open.rssMb,
+        cpu_cls: open.cpu,
+        cpu_baseline: base.cpu,
+        busy_before_pct: [open.busyBefore, base.busyBefore],
+        extra: {
+          rate_per_s: rate,
+          p90_ms: open.load.latencyMs.p90,
+          max_ms: open.load.latencyMs.max,
+          max_in_flight: open.load.maxInFlight,
+          baseline_p50_ms: base.result.latencyMs?.p50 ?? null,
+          baseline_p99_ms: base.result.latencyMs?.p99 ?? null,
+          baseline_max_ms: base.result.latencyMs?.max ?? null,
+        },
+      });
+      log(`run ${run} latency at ${rate}/s: p50 ${open.load.latencyMs.p50} ms, p99 ${open.load.latencyMs.p99} ms (achieved ${open.load.perSecond}/s); pgbench at that rate p99 ${base.result.latencyMs?.p99} ms`);
     }
     const peakRss = Math.max(...[...spreadRuns, ...hotRuns, ...dailyRuns, ...latencyRuns].map((r) => r.rss_mb ?? 0));
     await service.stop();
@@ -166,6 +188,10 @@ async function main(): Promise<void> {
     const scenario = (name: string, runs: RunRecord[], withBaseline: boolean, withLatency: boolean, unit: string, loadGenerator: string): ScenarioResult => {
       const cls = pct(runs, "cls_per_s");
       const base = withBaseline ? pct(runs, "baseline_per_s") : null;
+      const baselineLatency = (key: string) => {
+        const values = runs.map((r) => r.extra?.[key]).filter((v): v is number => typeof v === "number");
+        return values.length > 0 ? round(median(values)) : null;
+      };
       return {
         name,
         cls_per_s: cls,
@@ -174,6 +200,7 @@ async function main(): Promise<void> {
         p50_ms: withLatency ? pct(runs, "p50_ms") : null,
         p99_ms: withLatency ? pct(runs, "p99_ms") : null,
         rss_mb: round(Math.max(...runs.map((r) => r.rss_mb ?? 0))),
+        ...(runs.some((r) => r.extra?.baseline_p99_ms !== undefined) ? { baseline_p50_ms: baselineLatency("baseline_p50_ms"), baseline_p99_ms: baselineLatency("baseline_p99_ms") } : {}),
         unit,
         load_generator: loadGenerator,
         runs,

@@ -27,8 +27,8 @@ export const REPO_ROOT = resolve(import.meta.dirname, "../..");
  */
 export const WORK_DIR = join(REPO_ROOT, "node_modules", ".cache", "cls-bench");
 
-/** Postgres connections per allocation pod in the chart (helm/cls/values.yaml: allocation.databaseMaxConnections). */
-export const SERVICE_DATABASE_MAX_CONNECTIONS = 20;
+/** Postgres connections per allocation pod in the chart (helm/cls/values.yaml: allocation.databaseMaxConnections); BENCH_DATABASE_MAX_CONNECTIONS overrides it for experiments. */
+export const SERVICE_DATABASE_MAX_CONNECTIONS = Number(process.env.BENCH_DATABASE_MAX_CONNECTIONS ?? 20);
 
 /** Keys and certificate the benchmark owns, written where the service reads them. */
 export interface BenchKeys {

@@ -22,10 +22,10 @@ export function round(value: number, digits = 1): number {
 
 const CLOCK_TICKS_PER_SECOND = 100;
 
-/** CPU seconds (user + system) a process has used so far, or 0 once it has gone. */
-export function processCpuSeconds(pid: number): number {
+/** CPU seconds (user + system) a process (or, with `thread`, one of its threads) has used so far, or 0 once it has gone. */
+export function processCpuSeconds(pid: number, thread?: number): number {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const stat = readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, "utf8");
     // Fields after the command name (which may contain spaces) start at state, field 3.
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
@@ -49,13 +49,14 @@ export function pidsNamed(name: string): number[] {
     .map(Number);
 }
 
-/** Busy and total CPU seconds of the whole machine, from /proc/stat. */
-export function machineCpuSeconds(): { busy: number; total: number } {
+/** Busy, interrupt (irq + softirq: in-kernel networking) and total CPU seconds of the whole machine, from /proc/stat. */
+export function machineCpuSeconds(): { busy: number; interrupts: number; total: number } {
   const line = readFileSync("/proc/stat", "utf8").split("\n")[0]!;
   const values = line.trim().split(/\s+/).slice(1).map(Number);
   const idle = (values[3] ?? 0) + (values[4] ?? 0);
   const total = values.reduce((sum, value) => sum + value, 0);
-  return { busy: (total - idle) / CLOCK_TICKS_PER_SECOND, total: total / CLOCK_TICKS_PER_SECOND };
+  const interrupts = (values[5] ?? 0) + (values[6] ?? 0);
+  return { busy: (total - idle) / CLOCK_TICKS_PER_SECOND, interrupts: interrupts / CLOCK_TICKS_PER_SECOND, total: total / CLOCK_TICKS_PER_SECOND };
 }
 
 /** Peak resident set size (VmHWM) of a process, in MB. */
@@ -88,8 +89,10 @@ export function resetPeakRss(pid: number): boolean {
 
 /** Where the CPU went while something ran: percent of one core per group, and the machine. */
 export interface CpuShare {
-  /** The allocation service process (100 = one full core). */
+  /** The allocation service process, all threads (100 = one full core). */
   service_pct: number | null;
+  /** The service's main thread alone: its JavaScript event loop, saturated near 100. */
+  service_main_thread_pct: number | null;
   /** Every Postgres process on the machine (other databases' work included). */
   postgres_pct: number;
   redis_pct: number;
@@ -97,6 +100,8 @@ export interface CpuShare {
   loadgen_pct: number | null;
   /** Whole machine busy, percent of all cores. */
   machine_busy_pct: number;
+  /** Interrupt and softirq time (the kernel's loopback networking, charged to no process), percent of one core. */
+  kernel_irq_pct: number;
   /** Busy CPU not accounted to the groups above (other work on the machine), percent of one core. */
   other_pct: number;
 }
@@ -105,12 +110,23 @@ export interface CpuShare {
 class CpuTracker {
   readonly #first = new Map<number, number>();
   readonly #last = new Map<number, number>();
-  constructor(private readonly pids: () => number[]) {
+  #pids: number[] = [];
+  #pidsAt = 0;
+  constructor(
+    private readonly pids: () => number[],
+    private readonly mainThreadOnly = false,
+  ) {
     this.sample();
   }
   sample(): void {
-    for (const pid of this.pids()) {
-      const seconds = processCpuSeconds(pid);
+    // Finding processes means reading all of /proc: do it every few seconds only, so the
+    // measuring costs the machine next to nothing.
+    if (performance.now() - this.#pidsAt > 3_000) {
+      this.#pids = this.pids();
+      this.#pidsAt = performance.now();
+    }
+    for (const pid of this.#pids) {
+      const seconds = processCpuSeconds(pid, this.mainThreadOnly ? pid : undefined);
       if (seconds <= 0 && !this.#first.has(pid)) continue;
       if (!this.#first.has(pid)) this.#first.set(pid, seconds);
       // A process that has exited reads 0: keep its last real value.
@@ -134,6 +150,7 @@ export function startCpuWindow(servicePid: number | null, loadgenPids: () => num
   const startMachine = machineCpuSeconds();
   const groups = {
     service: new CpuTracker(() => (servicePid === null ? [] : [servicePid])),
+    serviceMain: new CpuTracker(() => (servicePid === null ? [] : [servicePid]), true),
     postgres: new CpuTracker(() => pidsNamed("postgres")),
     redis: new CpuTracker(() => pidsNamed("redis-server")),
     loadgen: new CpuTracker(loadgenPids),
@@ -141,7 +158,7 @@ export function startCpuWindow(servicePid: number | null, loadgenPids: () => num
   const sampleAll = () => {
     for (const group of Object.values(groups)) group.sample();
   };
-  const timer = setInterval(sampleAll, 250);
+  const timer = setInterval(sampleAll, 1_000);
   timer.unref();
   return () => {
     clearInterval(timer);
@@ -155,13 +172,16 @@ export function startCpuWindow(servicePid: number | null, loadgenPids: () => num
     const redisPct = pct(groups.redis.seconds());
     const loadgenPct = groups.loadgen.seen === 0 ? null : pct(groups.loadgen.seconds());
     const busyCorePct = pct(machine.busy - startMachine.busy);
-    const known = (servicePct ?? 0) + postgresPct + redisPct + (loadgenPct ?? 0);
+    const irqPct = pct(machine.interrupts - startMachine.interrupts);
+    const known = (servicePct ?? 0) + postgresPct + redisPct + (loadgenPct ?? 0) + irqPct;
     return {
       service_pct: servicePct,
+      service_main_thread_pct: servicePid === null ? null : pct(groups.serviceMain.seconds()),
       postgres_pct: postgresPct,
       redis_pct: redisPct,
       loadgen_pct: loadgenPct,
       machine_busy_pct: round(busyCorePct / Math.max(1, Math.round(cores))),
+      kernel_irq_pct: irqPct,
       other_pct: round(Math.max(0, busyCorePct - known)),
     };
   };
