@@ -1,5 +1,6 @@
 import type { z } from "zod";
 import type { Clock } from "@cls/clock";
+import { startTelemetry } from "@cls/telemetry";
 import { systemClock } from "@cls/clock";
 import type { serviceBaseShape } from "@cls/config";
 import { migrateSchema, type MigrationSet } from "@cls/db";
@@ -60,6 +61,8 @@ function loadTls(config: BaseConfig): Promise<TlsMaterial> | TlsMaterial {
  */
 export async function runStandaloneService(options: StandaloneOptions): Promise<void> {
   const { config, name } = options;
+  // First, so that everything after it is traced and measured.
+  startTelemetry({ serviceName: `cls-${name}`, otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT, metricsPort: config.METRICS_PORT || undefined });
   const logger = createLogger(name, config.LOG_LEVEL);
   const command = process.argv[2] ?? "serve";
   if (!config.DATABASE_URL) throw new Error("DATABASE_URL: required when a service runs on its own (npm start runs the embedded all-in-one)");

@@ -1,4 +1,3 @@
-import { startTelemetry } from "@cls/telemetry";
 import { createLeaseSigner } from "@cls/lease";
 import { NotificationAdminService } from "@cls/proto";
 import { internalGrpcClient, readConfiguredFile, runStandaloneService } from "@cls/runtime";
@@ -8,7 +7,6 @@ import { allocationMigrations } from "./migrations/index.js";
 import { createAllocationModule } from "./module.js";
 
 const config = readAllocationConfig();
-startTelemetry({ serviceName: "cls-allocation", otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT, metricsPort: config.METRICS_PORT || undefined });
 await runStandaloneService({
   name: "allocation",
   config,

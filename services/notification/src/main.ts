@@ -1,4 +1,3 @@
-import { startTelemetry } from "@cls/telemetry";
 import { runStandaloneService } from "@cls/runtime";
 import { readNotificationConfig } from "./config.js";
 import { NOTIFICATION_SCHEMA } from "./database.js";
@@ -6,7 +5,6 @@ import { notificationMigrations } from "./migrations/index.js";
 import { createNotificationModule } from "./module.js";
 
 const config = readNotificationConfig();
-startTelemetry({ serviceName: "cls-notification", otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT, metricsPort: config.METRICS_PORT || undefined });
 await runStandaloneService({
   name: "notification",
   config,

@@ -1,4 +1,3 @@
-import { startTelemetry } from "@cls/telemetry";
 import { AllocationAdminService, NotificationAdminService } from "@cls/proto";
 import { internalGrpcClient, runStandaloneService } from "@cls/runtime";
 import { readPoolConfig } from "./config.js";
@@ -7,7 +6,6 @@ import { poolMigrations } from "./migrations/index.js";
 import { createPoolModule } from "./module.js";
 
 const config = readPoolConfig();
-startTelemetry({ serviceName: "cls-pool", otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT, metricsPort: config.METRICS_PORT || undefined });
 await runStandaloneService({
   name: "pool",
   config,

@@ -1,7 +1,6 @@
 import { createPublicKey, type KeyObject } from "node:crypto";
 import { createTokenIssuer, createTokenVerifier } from "@cls/auth";
 import { privateKeyFromPem } from "@cls/lease";
-import { startTelemetry } from "@cls/telemetry";
 import { AllocationAdminService, NotificationAdminService, PoolAdminService } from "@cls/proto";
 import { internalGrpcClient, readConfiguredFile, runStandaloneService } from "@cls/runtime";
 import { readServerIdentityConfig } from "./config.js";
@@ -10,7 +9,6 @@ import { serverIdentityMigrations } from "./migrations/index.js";
 import { createServerIdentityModule } from "./module.js";
 
 const config = readServerIdentityConfig();
-startTelemetry({ serviceName: "cls-server-identity", otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT, metricsPort: config.METRICS_PORT || undefined });
 
 function tokenPublicKeyOf(privateKeyPem: string): KeyObject {
   try {
