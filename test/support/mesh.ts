@@ -10,13 +10,13 @@ import { EdgeVisClient, spkiPinOfPem } from "@cls/edgevis-client";
 import { generateEd25519PrivateKeyPem } from "@cls/lease";
 import { createRedisLockService } from "@cls/lock";
 import { EncoderKind, NotificationAdminService, PoolAdminService, ServerIdentityAdminService, AllocationAdminService } from "@cls/proto";
-import { createLogger, loadOrCreateSelfSignedTls, type TlsMaterial } from "@cls/server";
+import { createLogger, loadOrCreateSelfSignedTls, type Logger, type TlsMaterial } from "@cls/server";
+import type { Redis } from "ioredis";
 import { createVendorClient, type VendorClient } from "@cls/vendor-client";
 import { createTestDatabase, type TestDatabase } from "./database.js";
 import { TEST_REDIS_URL } from "./env.js";
-import { startIngress } from "./ingress.js";
+import { startIngress, type IngressRoute } from "./ingress.js";
 
-/** A running CLS on a fresh database and real Redis, with vendor tools and a way to make EdgeVis Servers. */
 /** The vendor staff member the test mesh trusts on its internal ports. */
 export const STAFF_ACTOR = "staff:test@vendor.example";
 
@@ -25,6 +25,7 @@ export function publicPemOf(privateKeyPem: string): string {
   return createPublicKey(privateKeyPem).export({ type: "spki", format: "pem" }).toString();
 }
 
+/** A running CLS on a fresh database and real Redis, with vendor tools and a way to make EdgeVis Servers. */
 export interface TestMesh {
   mesh: RunningMesh;
   /** The one public HTTPS address EdgeVis Servers use. */
@@ -34,6 +35,9 @@ export interface TestMesh {
   tls: TlsMaterial;
   /** The trusted staff member's private key, for making more vendor clients. */
   staffKeyPem: string;
+  /** The Redis connection, and the prefix of every key this mesh writes there. */
+  redis: Redis;
+  redisPrefix: string;
   vendor: {
     pools: VendorClient<typeof PoolAdminService>;
     identity: VendorClient<typeof ServerIdentityAdminService>;
@@ -45,22 +49,38 @@ export interface TestMesh {
   close(): Promise<void>;
 }
 
-export async function startTestMesh(options: { layout?: MeshLayout; clock?: ManualClock } = {}): Promise<TestMesh> {
+/** The one public HTTPS address in front of the services' public ports. */
+export interface PublicFront {
+  url: string;
+  close(): Promise<void>;
+}
+
+export interface TestMeshOptions {
+  layout?: MeshLayout;
+  clock?: ManualClock;
+  /** Where the services log; silent by default. */
+  logger?: Logger;
+  /** What stands in front of the public ports; by default the path-routing test ingress. */
+  front?: (routes: IngressRoute[], tls: TlsMaterial) => Promise<PublicFront>;
+}
+
+export async function startTestMesh(options: TestMeshOptions = {}): Promise<TestMesh> {
   const database = await createTestDatabase();
   await migrateAll(database.handle);
   const clock = options.clock ?? new ManualClock(new Date());
-  const locks = createRedisLockService({ url: TEST_REDIS_URL, prefix: `cls-test:${randomBytes(4).toString("hex")}:` });
+  const redisPrefix = `cls-test:${randomBytes(4).toString("hex")}:`;
+  const locks = createRedisLockService({ url: TEST_REDIS_URL, prefix: redisPrefix });
   const tls = await loadOrCreateSelfSignedTls(mkdtempSync(join(tmpdir(), "cls-tls-")));
   const staffKeyPem = generateEd25519PrivateKeyPem();
   const mesh = await startMesh({
     database: database.handle,
     locks,
-    revocations: createRedisRevocationList(locks.redis, { ttlMs: 3_600_000, prefix: `cls-test:${randomBytes(4).toString("hex")}:revoked:` }),
+    revocations: createRedisRevocationList(locks.redis, { ttlMs: 3_600_000, prefix: `${redisPrefix}revoked:` }),
     redis: locks.redis,
-    bruteForceKeyPrefix: `cls-test:${randomBytes(4).toString("hex")}:bruteforce:`,
+    bruteForceKeyPrefix: `${redisPrefix}bruteforce:`,
     readiness: [],
     clock: clock as Clock,
-    logger: createLogger("cls-test", "silent"),
+    logger: options.logger ?? createLogger("cls-test", "silent"),
     tls,
     leaseSigningKeyPem: generateEd25519PrivateKeyPem(),
     tokenSigningKeyPem: generateEd25519PrivateKeyPem(),
@@ -72,15 +92,13 @@ export async function startTestMesh(options: { layout?: MeshLayout; clock?: Manu
     reclaimIntervalMs: 3_600_000,
   });
   // One public host for EdgeVis Servers, routing by service, as the Kubernetes ingress does.
-  const ingress = await startIngress({
-    tls,
-    routes: [
-      { pathPrefix: "/cls.pool.v1.", target: mesh.urls.pool.publicUrl },
-      { pathPrefix: "/cls.allocation.v1.", target: mesh.urls.allocation.publicUrl },
-      { pathPrefix: "/cls.server_identity.v1.", target: mesh.urls["server-identity"].publicUrl },
-      { pathPrefix: "/cls.notification.v1.", target: mesh.urls.notification.publicUrl },
-    ],
-  });
+  const routes: IngressRoute[] = [
+    { pathPrefix: "/cls.pool.v1.", target: mesh.urls.pool.publicUrl },
+    { pathPrefix: "/cls.allocation.v1.", target: mesh.urls.allocation.publicUrl },
+    { pathPrefix: "/cls.server_identity.v1.", target: mesh.urls["server-identity"].publicUrl },
+    { pathPrefix: "/cls.notification.v1.", target: mesh.urls.notification.publicUrl },
+  ];
+  const ingress = await (options.front ?? ((r, t) => startIngress({ tls: t, routes: r })))(routes, tls);
   const actor = { actor: STAFF_ACTOR, privateKeyPem: staffKeyPem };
   const vendor = {
     pools: createVendorClient(PoolAdminService, mesh.urls.pool.internalUrl, actor),
@@ -96,6 +114,8 @@ export async function startTestMesh(options: { layout?: MeshLayout; clock?: Manu
     clock,
     tls,
     staffKeyPem,
+    redis: locks.redis,
+    redisPrefix,
     vendor,
     edgeVisServer() {
       return new EdgeVisClient({
