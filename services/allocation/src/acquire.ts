@@ -3,7 +3,7 @@ import type { ServerCaller } from "@cls/auth";
 import { NotFoundError } from "@cls/errors";
 import type { SignedLease } from "@cls/proto";
 import type { AllocationContext } from "./context.js";
-import { findActiveAllocation, insertAllocationIfAbsent, nextLeaseSerials, renewLeases, type AllocationRow } from "./allocation.repository.js";
+import { findActiveAllocation, insertAllocationIfAbsent, renewLeaseWithNextSerial, type AllocationRow } from "./allocation.repository.js";
 import { loadAcquireContext } from "./acquire-context.repository.js";
 import { PoolExhaustedError, PoolExpiredError, ServerRevokedError, ServerWithoutPoolError, UnknownModelError } from "./errors.js";
 import { leaseTimes } from "./lease-times.js";
@@ -38,7 +38,6 @@ export async function acquireLicence(
 
   if (encoder.licence_kind === "legacy") {
     const row = await db.transaction().execute(async (trx) => {
-      const [serial] = await nextLeaseSerials(trx, 1);
       const inserted = await insertAllocationIfAbsent(trx, {
         account_id: server.account_id,
         pool_id: null,
@@ -48,7 +47,6 @@ export async function acquireLicence(
         licence_type: LEGACY_LICENCE_TYPE,
         kind: "legacy",
         acquired_at: now,
-        lease_serial: serial!,
         lease_expires_at: null,
       });
       return inserted ?? (await findActiveAllocation(trx, server.server_id, encoder.encoder_id, request.cameraId))!;
@@ -103,8 +101,9 @@ export async function acquireLicence(
 async function renewOne(ctx: AllocationContext, allocation: AllocationRow, poolExpiresAt: Date): Promise<AcquiredLicence> {
   const now = ctx.clock.now();
   const times = leaseTimes(now, poolExpiresAt);
-  const [serial] = await nextLeaseSerials(ctx.db, 1);
-  await renewLeases(ctx.db, [{ allocationId: allocation.allocation_id, serial: serial!, expiresAt: times.expiresAt }]);
-  const renewed = { ...allocation, lease_serial: serial!, lease_expires_at: times.expiresAt };
-  return { allocation: renewed, lease: signLease(ctx.signer, renewed, serial!, times) };
+  const serial = await renewLeaseWithNextSerial(ctx.db, allocation.allocation_id, times.expiresAt);
+  // Released meanwhile by another call: nothing to renew, so the camera holds no licence now.
+  if (serial === undefined) throw new NotFoundError(`camera ${allocation.camera_id} holds no licence any more; add it again`);
+  const renewed = { ...allocation, lease_serial: serial, lease_expires_at: times.expiresAt };
+  return { allocation: renewed, lease: signLease(ctx.signer, renewed, serial, times) };
 }

@@ -88,6 +88,18 @@ export async function renewLeases(db: Db, renewals: readonly { allocationId: str
     where a.allocation_id = v.allocation_id and a.state = 'active'`.execute(db);
 }
 
+/** Gives one active allocation a fresh lease in one statement; returns its new serial. */
+export async function renewLeaseWithNextSerial(db: Db, allocationId: string, expiresAt: Date | null): Promise<number | undefined> {
+  const row = await db
+    .updateTable("allocations")
+    .set({ lease_serial: sql<number>`nextval(${sql.lit(`${ALLOCATION_SCHEMA}.lease_serial`)}::regclass)`, lease_expires_at: expiresAt })
+    .where("allocation_id", "=", allocationId)
+    .where("state", "=", "active")
+    .returning("lease_serial")
+    .executeTakeFirst();
+  return row ? Number(row.lease_serial) : undefined;
+}
+
 /**
  * Of the active allocations of one pool and type, those ranked above `capacity` when
  * ordered oldest first: the newest, which a lowered count revokes (SPEC L4).

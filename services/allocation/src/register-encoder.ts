@@ -7,7 +7,7 @@ import { findEncoder, upsertEncoder } from "./encoder.repository.js";
 import { findEncoderModel } from "./entitlement.repository.js";
 import { FirmwareRefusedError, UnknownModelError } from "./errors.js";
 import { compareVersions, decideFirmware, formatVersion, parseVersion, type FirmwareDecision, type ModelRules, type Version } from "./firmware.js";
-import { endAllocations, insertAllocationIfAbsent, listActiveForEncoders, nextLeaseSerials } from "./allocation.repository.js";
+import { endAllocations, insertAllocationIfAbsent, listActiveForEncoders } from "./allocation.repository.js";
 import { signLease } from "./leases.js";
 import { requireActiveServer } from "./server.repository.js";
 import type { Kysely } from "kysely";
@@ -82,7 +82,6 @@ export async function registerEncoder(
       await endAllocations(trx, legacyRows.map((row) => row.allocation_id), "released", "firmware_upgraded", now);
       return undefined;
     }
-    const [serial] = await nextLeaseSerials(trx, 1);
     return (
       (await insertAllocationIfAbsent(trx, {
         account_id: server.account_id,
@@ -93,7 +92,6 @@ export async function registerEncoder(
         licence_type: LEGACY_LICENCE_TYPE,
         kind: "legacy",
         acquired_at: now,
-        lease_serial: serial!,
         lease_expires_at: null,
       })) ?? (await listActiveForEncoders(trx, server.server_id, [request.encoderId])).find((row) => row.camera_id === ENCODER_LEVEL_CAMERA)
     );
