@@ -11,6 +11,9 @@ import { countLicences } from "./metrics.js";
 import { signLease } from "./leases.js";
 import { LEGACY_LICENCE_TYPE } from "./register-encoder.js";
 
+/** Re-reads after a concurrent release or pool switch; more than this means something is churning. */
+const MAX_ATTEMPTS = 3;
+
 export interface AcquiredLicence {
   allocation: AllocationRow;
   lease: SignedLease;
@@ -61,7 +64,7 @@ export async function acquireLicence(
   if (pool.expires_at <= now) throw new PoolExpiredError(pool.pool_id, pool.expires_at);
   const times = leaseTimes(now, pool.expires_at);
 
-  if (known.existing) return renewOne(ctx, known.existing, pool.expires_at);
+  if (known.existing) return (await renewOne(ctx, known.existing, pool.expires_at)) ?? retryAfterRelease(ctx, caller, request, attempt);
 
   const outcome = await ctx.allocator.grant({
     accountId: server.account_id,
@@ -80,7 +83,7 @@ export async function acquireLicence(
       if (ctx.crashAfterCommit > 0 && Math.random() < ctx.crashAfterCommit) process.kill(process.pid, "SIGKILL");
       return { allocation: outcome.allocation, lease: signLease(ctx.signer, outcome.allocation, outcome.allocation.lease_serial, times) };
     case "existing":
-      return renewOne(ctx, outcome.allocation, pool.expires_at);
+      return (await renewOne(ctx, outcome.allocation, pool.expires_at)) ?? retryAfterRelease(ctx, caller, request, attempt);
     case "exhausted":
       countLicences("refused", [{ pool_id: pool.pool_id, licence_type: model.licence_type }]);
       ctx.outbox.kick();
@@ -92,18 +95,31 @@ export async function acquireLicence(
     case "abandoned":
       throw new ConnectError("the caller went away before a licence was taken; nothing was taken", Code.Canceled);
     case "pool_changed":
-      if (attempt > 0) throw new Error("server's pool changed twice during one acquire");
+      if (attempt >= MAX_ATTEMPTS) throw new ConnectError("the server's pool kept changing while the camera was added; safe to retry", Code.Unavailable);
       return acquireLicence(ctx, caller, request, attempt + 1);
   }
 }
 
-/** A repeat for a camera that already holds a licence: the same allocation, a fresh lease. */
-async function renewOne(ctx: AllocationContext, allocation: AllocationRow, poolExpiresAt: Date): Promise<AcquiredLicence> {
+/**
+ * The camera's licence was released by another call between our read and our renewal: the
+ * camera holds nothing now, so this add takes a licence afresh, as a first add would.
+ */
+function retryAfterRelease(
+  ctx: AllocationContext,
+  caller: ServerCaller,
+  request: { encoderId: string; cameraId: string; signal?: AbortSignal },
+  attempt: number,
+): Promise<AcquiredLicence> {
+  if (attempt >= MAX_ATTEMPTS) throw new ConnectError("the camera's licence kept changing while it was added; safe to retry", Code.Unavailable);
+  return acquireLicence(ctx, caller, request, attempt + 1);
+}
+
+/** A repeat for a camera that already holds a licence: the same allocation, a fresh lease; undefined if it was released meanwhile. */
+async function renewOne(ctx: AllocationContext, allocation: AllocationRow, poolExpiresAt: Date): Promise<AcquiredLicence | undefined> {
   const now = ctx.clock.now();
   const times = leaseTimes(now, poolExpiresAt);
   const serial = await renewLeaseWithNextSerial(ctx.db, allocation.allocation_id, times.expiresAt);
-  // Released meanwhile by another call: nothing to renew, so the camera holds no licence now.
-  if (serial === undefined) throw new NotFoundError(`camera ${allocation.camera_id} holds no licence any more; add it again`);
+  if (serial === undefined) return undefined;
   const renewed = { ...allocation, lease_serial: serial, lease_expires_at: times.expiresAt };
   return { allocation: renewed, lease: signLease(ctx.signer, renewed, serial, times) };
 }

@@ -233,6 +233,36 @@ describe("AcquireLicence (SPEC L7, L9)", () => {
     expect(BigInt(row.lease_serial)).toBe(t.openLease(second.lease).serial);
   });
 
+  it("a repeat that races a release of the same camera takes a licence afresh, not an error (SPEC L7)", async () => {
+    const server = await t.newServer(await t.newPool({ [CAMERA]: 1 }));
+    await t.registered(server, "enc-1");
+    const first = await server.api.acquireLicence({ encoderId: "enc-1", cameraId: "cam-1" });
+    const firstId = first.allocation!.allocationId;
+    let commitRelease!: () => void;
+    const releaseMayCommit = new Promise<void>((resolve) => (commitRelease = resolve));
+    let releasing!: () => void;
+    const releaseHoldsRow = new Promise<void>((resolve) => (releasing = resolve));
+    const release = t.db.transaction().execute(async (trx) => {
+      await trx.updateTable("allocations").set({ state: "released", end_reason: "released", ended_at: t.clock.now() }).where("allocation_id", "=", firstId).execute();
+      await trx.updateTable("pool_usage").set((eb) => ({ used: eb("used", "-", 1) })).where("pool_id", "=", server.pool.poolId).execute();
+      releasing();
+      await releaseMayCommit;
+    });
+    await releaseHoldsRow;
+
+    // The repeat reads the still-active licence, then waits on the releasing transaction's row lock.
+    const repeat = server.api.acquireLicence({ encoderId: "enc-1", cameraId: "cam-1" });
+    await t.waiters(1);
+    commitRelease();
+    await release;
+    const answer = await repeat;
+
+    expect(answer.allocation?.allocationId).not.toBe(firstId);
+    expect(t.openLease(answer.lease).cameraId).toBe("cam-1");
+    expect((await t.usage(server.pool.poolId)).used).toBe(1);
+    expect(await t.activeCount(server.pool.poolId)).toBe(1);
+  });
+
   it("a repeat for a camera still holding a licence succeeds even when the pool is full (SPEC L7)", async () => {
     const server = await t.newServer(await t.newPool({ [CAMERA]: 1 }));
     await t.registered(server, "enc-1");
