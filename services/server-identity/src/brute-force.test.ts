@@ -179,6 +179,35 @@ describe("Authenticate brute force per server (issue 4)", () => {
   });
 });
 
+describe("CreateChallenge per server (issue 4: nobody can grow the challenge table without bound)", () => {
+  let t: TestContext;
+  beforeAll(async () => {
+    t = await createTestContext({ limits: { challengesPerServer: { failures: 3, windowSeconds: 60 } } });
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it("issues 3 challenges to a server in a window, then refuses with resource_exhausted and stores nothing more", async () => {
+    const { server } = await t.enrollServer();
+    const other = await t.enrollServer();
+    for (let i = 0; i < 3; i++) expect((await t.identity.createChallenge({ serverId: server.serverId })).challenge.length).toBeGreaterThan(0);
+
+    const limited = await refusal(t.identity.createChallenge({ serverId: server.serverId }));
+
+    expect(limited.code).toBe(Code.ResourceExhausted);
+    expect(limited.rawMessage).toMatch(/^too many challenges requested for this server; retry after \d+ seconds$/);
+    const stored = await t.db.selectFrom("challenges").select("challenge_id").where("server_id", "=", server.serverId).execute();
+    expect(stored).toHaveLength(3);
+    expect((await t.identity.createChallenge({ serverId: other.server.serverId })).challenge.length).toBeGreaterThan(0);
+  });
+
+  it("counts nothing for an id that is not an enrolled server", async () => {
+    const unknown = newId("srv");
+    for (let i = 0; i < 5; i++) expect(await refusal(t.identity.createChallenge({ serverId: unknown }))).toMatchObject({ code: Code.Unauthenticated });
+  });
+});
+
 describe("createBruteForceGuard", () => {
   const prefix = () => `cls-test:${randomBytes(6).toString("hex")}:`;
   let redis: Redis;

@@ -29,6 +29,11 @@ export interface BruteForceLimits {
    * delay that server's sign-in for a window, which is why it is generous.
    */
   authenticatePerServer: FailureLimit;
+  /**
+   * Challenges issued to one server, successful or not: each is a row kept for a minute, so
+   * somebody who knows a server id cannot grow the table without bound.
+   */
+  challengesPerServer: FailureLimit;
 }
 
 export const DEFAULT_BRUTE_FORCE_LIMITS: Readonly<BruteForceLimits> = Object.freeze({
@@ -37,6 +42,7 @@ export const DEFAULT_BRUTE_FORCE_LIMITS: Readonly<BruteForceLimits> = Object.fre
   apiKeyPerKey: { failures: 5, windowSeconds: 15 * 60 },
   apiKeyGlobal: { failures: 20, windowSeconds: 60 },
   authenticatePerServer: { failures: 10, windowSeconds: 5 * 60 },
+  challengesPerServer: { failures: 30, windowSeconds: 60 },
 });
 
 /** One attempt that has reserved a failure in each of its limits. */
@@ -50,6 +56,8 @@ export interface BruteForceGuard {
   enrollment(codeHash: string): Promise<Attempt>;
   apiKeyExchange(keyId: string): Promise<Attempt>;
   authenticate(serverId: string): Promise<Attempt>;
+  /** Counts one challenge issued to the server; refuses once its allowance is spent. */
+  challenge(serverId: string): Promise<void>;
 }
 
 export interface BruteForceGuardOptions {
@@ -121,8 +129,9 @@ export function createBruteForceGuard(options: BruteForceGuardOptions): BruteFor
   const apiKeyGlobal = counter("apikey-all", limits.apiKeyGlobal);
   const apiKeyPerKey = counter("apikey-key", limits.apiKeyPerKey);
   const authenticatePerServer = counter("auth-server", limits.authenticatePerServer);
+  const challengesPerServer = counter("challenge-server", limits.challengesPerServer);
 
-  async function begin(checks: Array<[FailureCounter, string]>): Promise<Attempt> {
+  async function begin(checks: Array<[FailureCounter, string]>, refusal = "too many failed attempts"): Promise<Attempt> {
     const reserved: Array<[FailureCounter, string]> = [];
     const refund = () => Promise.all(reserved.map(([c, key]) => c.refund(key))).then(() => undefined);
     // The global limit comes first, so a refused flood creates no per-key counters.
@@ -130,7 +139,7 @@ export function createBruteForceGuard(options: BruteForceGuardOptions): BruteFor
       const outcome = await c.reserve(key);
       if (!outcome.ok) {
         await refund();
-        throw new ResourceExhaustedError(`too many failed attempts; retry after ${outcome.retryAfterSeconds} seconds`);
+        throw new ResourceExhaustedError(`${refusal}; retry after ${outcome.retryAfterSeconds} seconds`);
       }
       reserved.push([c, key]);
     }
@@ -141,5 +150,6 @@ export function createBruteForceGuard(options: BruteForceGuardOptions): BruteFor
     enrollment: (codeHash) => begin([[enrollmentGlobal, GLOBAL_KEY], [enrollmentPerCode, codeHash]]),
     apiKeyExchange: (keyId) => begin([[apiKeyGlobal, GLOBAL_KEY], [apiKeyPerKey, keyId]]),
     authenticate: (serverId) => begin([[authenticatePerServer, serverId]]),
+    challenge: (serverId) => begin([[challengesPerServer, serverId]], "too many challenges requested for this server").then(() => undefined),
   };
 }

@@ -27,6 +27,8 @@ export function readServerIdentityConfig(env: Record<string, string | undefined>
       API_KEY_FAILURES_PER_MINUTE: z.coerce.number().int().min(1).max(100_000).default(20),
       /** Failed sign-ins (Authenticate) of one server, per 5 minutes. */
       AUTHENTICATE_FAILURES_PER_SERVER: z.coerce.number().int().min(1).max(1000).default(10),
+      /** Challenges issued to one server (CreateChallenge), per minute. */
+      CHALLENGES_PER_SERVER_PER_MINUTE: z.coerce.number().int().min(1).max(1000).default(30),
     },
     env,
   );

@@ -44,6 +44,7 @@ await runStandaloneService({
         apiKeyPerKey: { failures: config.API_KEY_FAILURES_PER_KEY, windowSeconds: 15 * 60 },
         apiKeyGlobal: { failures: config.API_KEY_FAILURES_PER_MINUTE, windowSeconds: 60 },
         authenticatePerServer: { failures: config.AUTHENTICATE_FAILURES_PER_SERVER, windowSeconds: 5 * 60 },
+        challengesPerServer: { failures: config.CHALLENGES_PER_SERVER_PER_MINUTE, windowSeconds: 60 },
       },
       allocationAdmin: internalGrpcClient(AllocationAdminService, config.ALLOCATION_INTERNAL_URL, serviceSigner()),
       poolAdmin: internalGrpcClient(PoolAdminService, config.POOL_INTERNAL_URL, serviceSigner()),

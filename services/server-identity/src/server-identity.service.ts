@@ -211,6 +211,7 @@ export function createServerIdentityService(deps: ServerIdentityDeps): ServiceIm
       const serverId = requireId("server_id", req.serverId, "srv");
       const server = await findServer(db, serverId);
       if (!server || server.state !== "active") throw new UnauthenticatedError(SERVER_NOT_ENROLLED);
+      await deps.guard.challenge(serverId);
       const now = clock.now();
       const challenge = { challenge_id: newId("chl"), server_id: serverId, nonce: newNonce(), expires_at: new Date(now.getTime() + CHALLENGE_TTL_MS), used_at: null };
       await deleteExpiredChallenges(db, serverId, now);

@@ -87,6 +87,7 @@ const GENEROUS: BruteForceLimits = {
   apiKeyPerKey: { failures: 1_000, windowSeconds: 60 },
   apiKeyGlobal: { failures: 1_000, windowSeconds: 60 },
   authenticatePerServer: { failures: 1_000, windowSeconds: 60 },
+  challengesPerServer: { failures: 1_000, windowSeconds: 60 },
 };
 
 /** Call options carrying an access token. */
