@@ -53,6 +53,23 @@ describe("lease signing", () => {
     expect(verify(null, signed.lease, publicKeyFromRaw(signer.publicKey), signed.signature)).toBe(true);
   });
 
+  it("signs off the main thread to the same bytes as the synchronous signer", async () => {
+    const lease = aLease();
+    const signed = await signer.signAsync(lease);
+    expect(verifyLease(signed, pinned)).toEqual(lease);
+    const synchronous = signer.sign(lease);
+    expect(signed.lease).toEqual(synchronous.lease);
+    // Ed25519 is deterministic: the same key and bytes give the same signature.
+    expect(signed.signature).toEqual(synchronous.signature);
+    expect(signed.keyId).toBe(synchronous.keyId);
+  });
+
+  it("keeps each of many concurrent asynchronous signatures with its own lease", async () => {
+    const leases = Array.from({ length: 64 }, (_, i) => aLease({ serial: BigInt(i + 1), cameraId: `cam-${i}` }));
+    const signed = await Promise.all(leases.map((lease) => signer.signAsync(lease)));
+    signed.forEach((s, i) => expect(verifyLease(s, pinned)).toEqual(leases[i]));
+  });
+
   it("refuses a lease with any single byte flipped", () => {
     const signed = signer.sign(aLease());
     for (let i = 0; i < signed.lease.length; i++) {

@@ -13,6 +13,8 @@ export interface LeaseSigner {
   readonly keyId: string;
   readonly publicKey: Uint8Array;
   sign(lease: Lease): SignedLease;
+  /** The same signed lease as `sign`, computed on the libuv thread pool instead of the calling thread. */
+  signAsync(lease: Lease): Promise<SignedLease>;
 }
 
 /** Signs leases with an Ed25519 private key (PKCS#8 PEM). */
@@ -28,7 +30,18 @@ export function createLeaseSigner(privateKeyPem: string): LeaseSigner {
       const bytes = toBinary(LeaseSchema, lease);
       return create(SignedLeaseSchema, { lease: bytes, signature: sign(null, bytes, privateKey), keyId });
     },
+    async signAsync(lease) {
+      const bytes = toBinary(LeaseSchema, lease);
+      return create(SignedLeaseSchema, { lease: bytes, signature: await signOnThreadPool(bytes, privateKey), keyId });
+    },
   };
+}
+
+/** `crypto.sign` with a callback runs on the libuv thread pool (UV_THREADPOOL_SIZE threads, 4 by default). */
+function signOnThreadPool(bytes: Uint8Array, privateKey: KeyObject): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    sign(null, bytes, privateKey, (error, signature) => (error ? reject(error) : resolve(signature)));
+  });
 }
 
 export class LeaseVerificationError extends Error {

@@ -11,7 +11,7 @@ import { listEncoders, recordChecks } from "./encoder.repository.js";
 import { listEncoderModels, listUsage, releaseEndedAllocations, type PoolUsageRow } from "./entitlement.repository.js";
 import { formatVersion, parseVersion } from "./firmware.js";
 import { leaseTimes } from "./lease-times.js";
-import { signLease, type LeaseTimesOrPerpetual } from "./leases.js";
+import { signLeaseAsync, type LeaseTimesOrPerpetual } from "./leases.js";
 import { countLicences } from "./metrics.js";
 import { decideOrRefuse, higherVersion, modelRules, requireVersion } from "./register-encoder.js";
 import { requireActiveServer, touchServerCheck, type ServerRow } from "./server.repository.js";
@@ -67,10 +67,11 @@ export async function checkEncoders(
   });
   if (checked.plans.some((p) => p.revoke.length > 0)) ctx.outbox.kick();
 
-  const leasesByEncoder = groupBy(
-    checked.renewals.map((r) => ({ encoderId: r.allocation.encoder_id, lease: signLease(ctx.signer, r.allocation, r.serial, r.times) })),
-    (x) => x.encoderId,
+  // Signed together on the thread pool: Ed25519 signing would otherwise dominate the main thread.
+  const signed = await Promise.all(
+    checked.renewals.map(async (r) => ({ encoderId: r.allocation.encoder_id, lease: await signLeaseAsync(ctx.signer, r.allocation, r.serial, r.times) })),
   );
+  const leasesByEncoder = groupBy(signed, (x) => x.encoderId);
   const outcomes: EncoderCheckOutcome[] = [
     ...checked.refusals,
     ...checked.plans.map((plan) => ({
