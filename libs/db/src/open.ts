@@ -1,8 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { Kysely, PostgresDialect, WithSchemaPlugin } from "kysely";
 import pg from "pg";
-import { PGlite } from "@electric-sql/pglite";
-import { PGliteDialect } from "kysely-pglite-dialect";
+import { withPreparedStatements } from "./prepared-statements.js";
 import { recordQuerySpan } from "./query-spans.js";
 
 const INT8_OID = 20;
@@ -40,10 +39,12 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     // (and becomes `unavailable`); pg-pool discards the broken client.
     pool.on("error", () => {});
     pool.on("connect", (client) => client.on("error", () => {}));
-    const root = new Kysely<any>({ dialect: new PostgresDialect({ pool }), log: recordQuerySpan });
+    const root = new Kysely<any>({ dialect: new PostgresDialect({ pool: withPreparedStatements(pool) }), log: recordQuerySpan });
     return { root, kind: "postgres", close: () => root.destroy() };
   }
   if (options.embeddedDir) mkdirSync(options.embeddedDir, { recursive: true });
+  // Loaded only here, so a process that talks to a real Postgres never loads PGlite.
+  const [{ PGlite }, { PGliteDialect }] = await Promise.all([import("@electric-sql/pglite"), import("kysely-pglite-dialect")]);
   const pglite = new PGlite(options.embeddedDir ?? "memory://", {
     parsers: { [INT8_OID]: (value: string) => Number(value) },
   });

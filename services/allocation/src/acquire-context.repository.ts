@@ -1,4 +1,4 @@
-import { sql, type Kysely } from "kysely";
+import { sql, type Kysely, type RawBuilder } from "kysely";
 import { ALLOCATION_SCHEMA, type AllocationDatabase, type LicenceKindColumn } from "./database.js";
 import type { AllocationRow } from "./allocation.repository.js";
 
@@ -12,28 +12,51 @@ export interface AcquireContext {
   existing: AllocationRow | undefined;
 }
 
-export async function loadAcquireContext(db: Kysely<AllocationDatabase>, serverId: string, encoderId: string, cameraId: string): Promise<AcquireContext> {
+/** The camera an acquire is for. */
+export interface AcquireContextKey {
+  serverId: string;
+  encoderId: string;
+  cameraId: string;
+}
+
+interface AcquireContextRow {
+  account_id: string | null;
+  pool_id: string | null;
+  state: "active" | "revoked" | null;
+  licence_kind: LicenceKindColumn | null;
+  model: string | null;
+  licence_type: string | null;
+  pool_expires_at: Date | null;
+  existing: AllocationRow | null;
+}
+
+/**
+ * One row per key, in the keys' order. The keys travel as three arrays, so the text is the
+ * same for any number of keys and one prepared statement serves every batch.
+ */
+export function acquireContextsQuery(keys: readonly AcquireContextKey[]): RawBuilder<AcquireContextRow> {
   const table = (name: string) => sql.id(ALLOCATION_SCHEMA, name);
-  const { rows } = await sql<{
-    account_id: string;
-    pool_id: string;
-    state: "active" | "revoked";
-    licence_kind: LicenceKindColumn | null;
-    model: string | null;
-    licence_type: string | null;
-    pool_expires_at: Date | null;
-    existing: AllocationRow | null;
-  }>`
+  return sql<AcquireContextRow>`
     select s.account_id, s.pool_id, s.state, e.licence_kind, e.model, m.licence_type, p.expires_at as pool_expires_at,
       (select to_jsonb(a) from ${table("allocations")} a
-        where a.server_id = s.server_id and a.encoder_id = ${encoderId} and a.camera_id = ${cameraId} and a.state = 'active') as existing
-    from ${table("servers")} s
-    left join ${table("encoders")} e on e.server_id = s.server_id and e.encoder_id = ${encoderId}
+        where a.server_id = s.server_id and a.encoder_id = k.encoder_id and a.camera_id = k.camera_id and a.state = 'active') as existing
+    from unnest(${keys.map((k) => k.serverId)}::text[], ${keys.map((k) => k.encoderId)}::text[], ${keys.map((k) => k.cameraId)}::text[])
+      with ordinality as k(server_id, encoder_id, camera_id, position)
+    left join ${table("servers")} s on s.server_id = k.server_id
+    left join ${table("encoders")} e on e.server_id = s.server_id and e.encoder_id = k.encoder_id
     left join ${table("encoder_models")} m on m.model = e.model
     left join ${table("pools")} p on p.pool_id = s.pool_id
-    where s.server_id = ${serverId}`.execute(db);
-  const row = rows[0];
-  if (!row) return { server: undefined, encoder: undefined, licenceType: undefined, poolExpiresAt: undefined, existing: undefined };
+    order by k.position`;
+}
+
+export async function loadAcquireContexts(db: Kysely<AllocationDatabase>, keys: readonly AcquireContextKey[]): Promise<AcquireContext[]> {
+  const { rows } = await acquireContextsQuery(keys).execute(db);
+  if (rows.length !== keys.length) throw new Error(`the acquire pre-read answered ${rows.length} rows for ${keys.length} calls`);
+  return rows.map(toAcquireContext);
+}
+
+function toAcquireContext(row: AcquireContextRow): AcquireContext {
+  if (!row.account_id || !row.pool_id || !row.state) return { server: undefined, encoder: undefined, licenceType: undefined, poolExpiresAt: undefined, existing: undefined };
   return {
     server: { account_id: row.account_id, pool_id: row.pool_id, state: row.state },
     encoder: row.licence_kind && row.model ? { licence_kind: row.licence_kind, model: row.model } : undefined,

@@ -4,7 +4,6 @@ import { NotFoundError } from "@cls/errors";
 import type { SignedLease } from "@cls/proto";
 import type { AllocationContext } from "./context.js";
 import { findActiveAllocation, insertAllocationIfAbsent, renewLeaseWithNextSerial, type AllocationRow } from "./allocation.repository.js";
-import { loadAcquireContext } from "./acquire-context.repository.js";
 import { PoolExhaustedError, PoolExpiredError, ServerRevokedError, ServerWithoutPoolError, UnknownModelError } from "./errors.js";
 import { leaseTimes } from "./lease-times.js";
 import { countLicences } from "./metrics.js";
@@ -31,7 +30,7 @@ export async function acquireLicence(
   attempt = 0,
 ): Promise<AcquiredLicence> {
   const { db, clock } = ctx;
-  const known = await loadAcquireContext(db, caller.serverId, request.encoderId, request.cameraId);
+  const known = await ctx.acquireContexts.load({ serverId: caller.serverId, encoderId: request.encoderId, cameraId: request.cameraId });
   if (!known.server) throw new ServerWithoutPoolError();
   if (known.server.state === "revoked") throw new ServerRevokedError();
   const server = { ...known.server, server_id: caller.serverId };

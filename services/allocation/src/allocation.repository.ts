@@ -37,7 +37,8 @@ export async function insertAllocationIfAbsent(db: Db, row: NewAllocation): Prom
   return (await db
     .insertInto("allocations")
     .values({ ...row, allocation_id: newId("alloc"), state: "active", ended_at: null, end_reason: null })
-    .onConflict((oc) => oc.columns(["server_id", "encoder_id", "camera_id"]).where("state", "=", "active").doNothing())
+    // A literal, not a parameter: the partial unique index is matched at plan time, and a prepared statement's generic plan has no parameter values.
+    .onConflict((oc) => oc.columns(["server_id", "encoder_id", "camera_id"]).where("state", "=", sql.lit("active")).doNothing())
     .returningAll()
     .executeTakeFirst()) as AllocationRow | undefined;
 }
@@ -169,13 +170,3 @@ export function cameraKey(serverId: string, encoderId: string, cameraId: string)
   return `${serverId}\u0000${encoderId}\u0000${cameraId}`;
 }
 
-/** Inserts active allocations in one statement; a camera that already has one is skipped. */
-export async function insertAllocations(db: Db, rows: readonly NewAllocation[]): Promise<AllocationRow[]> {
-  if (rows.length === 0) return [];
-  return (await db
-    .insertInto("allocations")
-    .values(rows.map((row) => ({ ...row, allocation_id: newId("alloc"), state: "active" as const, ended_at: null, end_reason: null })))
-    .onConflict((oc) => oc.columns(["server_id", "encoder_id", "camera_id"]).where("state", "=", "active").doNothing())
-    .returningAll()
-    .execute()) as AllocationRow[];
-}

@@ -8,6 +8,8 @@ import { deliverToNotificationService, startOutboxRelay } from "@cls/outbox";
 import { AllocationAdminService, AllocationService, type NotificationAdminService } from "@cls/proto";
 import type { ServiceModule } from "@cls/runtime";
 import { bind, type Logger } from "@cls/server";
+import { createAcquireContextLoader } from "./acquire-context.loader.js";
+import { loadAcquireContexts } from "./acquire-context.repository.js";
 import { createAllocationAdminService } from "./allocation-admin.service.js";
 import { createAllocationService } from "./allocation.service.js";
 import type { AllocationContext } from "./context.js";
@@ -45,6 +47,7 @@ export function createAllocationModule(deps: AllocationModuleDeps): ServiceModul
     logger,
     signer: deps.signer,
     allocator: createPoolAllocator({ db, locks: deps.locks, logger }),
+    acquireContexts: createAcquireContextLoader((keys) => loadAcquireContexts(db, keys)),
     outbox,
     crashAfterCommit: deps.crashAfterCommit ?? 0,
   };

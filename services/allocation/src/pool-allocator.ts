@@ -1,10 +1,11 @@
-import { sql, type Kysely, type Transaction } from "kysely";
+import type { Kysely, Transaction } from "kysely";
 import type { Logger } from "pino";
 import type { HeldLock, LockService } from "@cls/lock";
 import { recordEvents, type OutboxEvent } from "@cls/outbox";
 import { clsMetrics, inSpan } from "@cls/telemetry";
-import { ALLOCATION_SCHEMA, type AllocationDatabase } from "./database.js";
-import { cameraKey, findActiveForCameras, insertAllocations, type AllocationRow } from "./allocation.repository.js";
+import type { AllocationDatabase } from "./database.js";
+import { cameraKey, findActiveForCameras, type AllocationRow } from "./allocation.repository.js";
+import { insertAndCountAllocations, lockServersThenUsage } from "./grant.repository.js";
 import { thresholdsCrossed } from "./usage-thresholds.js";
 
 const LOCK_TTL_MS = 2_000;
@@ -144,17 +145,7 @@ export function createPoolAllocator(deps: { db: Kysely<AllocationDatabase>; lock
     // started first is waited for and then seen, so no grant lands in a pool the server has
     // just left, or for a server that has just been revoked.
     const serverIds = [...new Set(requests.map((r) => r.serverId))];
-    const bindings = new Map(
-      (await trx.selectFrom("servers").select(["server_id", "pool_id", "state"]).where("server_id", "in", serverIds).orderBy("server_id").forShare().execute()).map((b) => [b.server_id, b]),
-    );
-
-    const usage = await trx
-      .selectFrom("pool_usage")
-      .select(["capacity", "used", "fence", "expires_at"])
-      .where("pool_id", "=", poolId)
-      .where("licence_type", "=", licenceType)
-      .forUpdate()
-      .executeTakeFirst();
+    const { bindings, usage } = await lockServersThenUsage(trx, serverIds, poolId, licenceType);
     if (!usage) return requests.map(() => ({ kind: "exhausted", total: 0, used: 0 }));
     if (fence !== null && usage.fence >= fence) return "stale_fence";
     if (usage.expires_at <= now) return requests.map(() => ({ kind: "expired", expiresAt: usage.expires_at }));
@@ -179,25 +170,17 @@ export function createPoolAllocator(deps: { db: Kysely<AllocationDatabase>; lock
 
     const room = Math.max(0, usage.capacity - usage.used);
     const keyOf = (i: number) => cameraKey(requests[i]!.serverId, requests[i]!.encoderId, requests[i]!.cameraId);
-    const newAllocation = (i: number) => ({
-      account_id: requests[i]!.accountId,
-      pool_id: poolId,
-      server_id: requests[i]!.serverId,
-      encoder_id: requests[i]!.encoderId,
-      camera_id: requests[i]!.cameraId,
-      licence_type: licenceType,
-      kind: "pool" as const,
-      acquired_at: now,
-      lease_expires_at: requests[i]!.leaseExpiresAt,
-    });
+    // The insert adds what it inserted to `used` in the same statement, only where it fits.
+    const insertAndCount = (indexes: number[]) => insertAndCountAllocations(trx, { poolId, licenceType, now, fence, cameras: indexes.map((i) => requests[i]!) });
 
     // Cameras that already hold a licence are answered with it. When everything fits (the
     // usual case) the insert finds them itself, through the one-active-per-camera index;
     // otherwise they are looked up first, so the room goes to cameras that need it.
     let granted: AllocationRow[];
+    let usedAfter: number | undefined;
     let fresh: number[];
     if (wanting.length <= room) {
-      granted = await insertAllocations(trx, wanting.map(newAllocation));
+      ({ inserted: granted, usedAfter } = await insertAndCount(wanting));
       const grantedKeys = new Set(granted.map((row) => cameraKey(row.server_id, row.encoder_id, row.camera_id)));
       fresh = wanting.filter((i) => grantedKeys.has(keyOf(i)));
       const holding = wanting.filter((i) => !grantedKeys.has(keyOf(i)));
@@ -211,7 +194,7 @@ export function createPoolAllocator(deps: { db: Kysely<AllocationDatabase>; lock
         if (held) outcomes[i] = { kind: "existing", allocation: held };
         else fresh.push(i);
       }
-      granted = await insertAllocations(trx, fresh.slice(0, room).map(newAllocation));
+      ({ inserted: granted, usedAfter } = await insertAndCount(fresh.slice(0, room)));
       // The pool row is locked and these cameras hold nothing, so none can conflict.
       if (granted.length !== Math.min(room, fresh.length)) throw new Error("an allocation appeared for a camera while its pool row was locked");
     }
@@ -226,19 +209,12 @@ export function createPoolAllocator(deps: { db: Kysely<AllocationDatabase>; lock
     }
 
     const events: OutboxEvent[] = [];
-    if (granted.length > 0) {
-      const { rows } = await sql<{ used: number }>`
-        update ${sql.id(ALLOCATION_SCHEMA, "pool_usage")}
-        set used = used + ${granted.length}, fence = ${fence === null ? sql`fence` : sql`${fence}::bigint`}
-        where pool_id = ${poolId} and licence_type = ${licenceType} and used + ${granted.length} <= capacity
-        returning used`.execute(trx);
-      if (rows.length !== 1) throw new Error("pool usage changed under its row lock");
-      const crossed = thresholdsCrossed({ capacity: usage.capacity, usedBefore: usage.used, usedAfter: rows[0]!.used });
-      for (const percent of crossed) {
+    if (usedAfter !== undefined) {
+      for (const percent of thresholdsCrossed({ capacity: usage.capacity, usedBefore: usage.used, usedAfter })) {
         events.push({
           accountId: requests[0]!.accountId,
           type: "pool.usage_crossed",
-          data: { pool_id: poolId, licence_type: licenceType, threshold_percent: percent, total: usage.capacity, used: rows[0]!.used },
+          data: { pool_id: poolId, licence_type: licenceType, threshold_percent: percent, total: usage.capacity, used: usedAfter },
           occurredAt: now,
         });
       }
