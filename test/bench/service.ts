@@ -17,6 +17,7 @@ import { generateEd25519PrivateKeyPem } from "@cls/lease";
 import { GetLeaseKeyResponseSchema, NotificationAdminService } from "@cls/proto";
 import { loadOrCreateSelfSignedTls, type TlsMaterial } from "@cls/server";
 import { buildServices } from "../../deploy/build.js";
+import { chartDefaultHeapFlags, imageHeapFlags } from "../chart/heap.js";
 import { startProcess, type StartedProcess } from "../support/process.js";
 import { LEASE_KEY_PATH, openSession, unary } from "./h2.js";
 
@@ -29,6 +30,13 @@ export const WORK_DIR = join(REPO_ROOT, "node_modules", ".cache", "cls-bench");
 
 /** Postgres connections per allocation pod in the chart (helm/cls/values.yaml: allocation.databaseMaxConnections); BENCH_DATABASE_MAX_CONNECTIONS overrides it for experiments. */
 export const SERVICE_DATABASE_MAX_CONNECTIONS = Number(process.env.BENCH_DATABASE_MAX_CONNECTIONS ?? 20);
+
+/**
+ * node's V8 heap limits, as the chart runs allocation by default (helm/cls/values.yaml:
+ * allocation.heap); BENCH_SERVICE_NODE_ARGS come after them on the command line, so they can
+ * override them.
+ */
+export const SERVICE_HEAP_FLAGS = chartDefaultHeapFlags("allocation");
 
 /** Keys and certificate the benchmark owns, written where the service reads them. */
 export interface BenchKeys {
@@ -134,7 +142,7 @@ export interface RunningService {
 
 function serviceEnv(settings: ServiceSettings, ports: { public: number; internal: number; metrics: number }): Record<string, string> {
   return {
-    NODE_OPTIONS: "--enable-source-maps", // as the image sets it (deploy/Dockerfile)
+    NODE_OPTIONS: ["--enable-source-maps", ...imageHeapFlags()].join(" "), // as the image sets it (deploy/Dockerfile)
     NODE_ENV: "production",
     DATABASE_URL: settings.databaseUrl,
     DATABASE_MAX_CONNECTIONS: String(SERVICE_DATABASE_MAX_CONNECTIONS),
@@ -165,6 +173,7 @@ export async function migrateService(settings: ServiceSettings): Promise<void> {
 export async function startService(settings: ServiceSettings, options: { cpuProfile?: { dir: string; name: string }; nodeArgs?: string[] } = {}): Promise<RunningService> {
   const ports = { public: await freePort(), internal: await freePort(), metrics: await freePort() };
   const nodeArgs = [
+    ...SERVICE_HEAP_FLAGS,
     ...(options.nodeArgs ?? []),
     ...(options.cpuProfile ? ["--cpu-prof", `--cpu-prof-dir=${options.cpuProfile.dir}`, `--cpu-prof-name=${options.cpuProfile.name}`] : []),
   ];

@@ -35,6 +35,13 @@ export const goodRenders: GoodRender[] = [
     options: { values: production, set: { "metrics.enabled": false, "ingress.enabled": false, "networkPolicy.enabled": false } },
   },
   {
+    name: "256Mi memory limits with the default heap limits",
+    options: {
+      values: production,
+      set: { "pool.resources.limits.memory": "256Mi", "allocation.resources.limits.memory": "256Mi", "serverIdentity.resources.limits.memory": "256Mi", "notification.resources.limits.memory": "256Mi" },
+    },
+  },
+  {
     name: "another release name and namespace, no chart-made ServiceAccounts, no migrations",
     options: { values: production, release: "licensing", namespace: "edge", set: { "serviceAccount.create": false, "migrations.enabled": false } },
   },
@@ -120,6 +127,11 @@ export const badRenders: BadRender[] = [
     errors: [/termination: gracePeriodSeconds \(10\) must be greater than preStopSleepSeconds \(5\) \+ 10 s/],
   },
   {
+    name: "heap limits that do not fit the memory limit",
+    options: { values: production, set: { "allocation.heap.maxOldSpaceMb": 200, "allocation.heap.maxSemiSpaceMb": 16, "allocation.resources.limits.memory": "0.25Gi" } },
+    errors: [/allocation.heap: maxOldSpaceMb \(200\) \+ 3 × maxSemiSpaceMb \(16\) \+ 128 MiB for the rest of the process is 376 MiB, more than resources.limits.memory \(0.25Gi\)/],
+  },
+  {
     name: "schema: unknown log level",
     options: { values: production, set: { logLevel: "verbose" } },
     errors: [/\/logLevel/],
@@ -138,6 +150,11 @@ export const badRenders: BadRender[] = [
     name: "schema: token lifetime beyond what server-identity accepts",
     options: { values: production, set: { "serverIdentity.tokenTtlSeconds": 7200 } },
     errors: [/\/serverIdentity\/tokenTtlSeconds/],
+  },
+  {
+    name: "schema: heap limit not in whole MiB",
+    options: { values: production, set: { "notification.heap.maxOldSpaceMb": "96Mi" } },
+    errors: [/\/notification\/heap\/maxOldSpaceMb/],
   },
   {
     name: "schema: misspelt internal-auth value",

@@ -5,6 +5,7 @@ import {
   consistencyProblems,
   DEV_VALUES,
   externalSecretNames,
+  type K8sObject,
   lintChart,
   ofKind,
   podOf,
@@ -15,6 +16,7 @@ import {
   validateAll,
 } from "./chart.js";
 import { badRenders, goodRenders } from "./cases.js";
+import { chartDefaultHeapFlags, imageHeapFlags, imageHeapProblems, type ServiceValuesKey } from "./heap.js";
 
 /** The Helm chart: lint, renders, Kubernetes schema validation, and refusals (what `npm run chart:check` runs). */
 describe("helm/cls", () => {
@@ -77,6 +79,31 @@ describe("helm/cls", () => {
     expect(secretsOf("cls-server-identity")).toEqual(["cls-service-signing-keys/server-identity.pem", "cls-tls/tls.crt", "cls-tls/tls.key", "cls-token-signing-key/token-signing-key.pem"]);
     expect(secretsOf("cls-pool")).toEqual(["cls-service-signing-keys/pool.pem", "cls-tls/tls.crt", "cls-tls/tls.key", "cls-token-signing-key/token-verify-keys.pem"]);
     expect(secretsOf("cls-notification")).toEqual(["cls-tls/tls.crt", "cls-tls/tls.key", "cls-token-signing-key/token-verify-keys.pem"]);
+  });
+
+  describe("V8 heap limits", () => {
+    const SERVICES: [string, ServiceValuesKey][] = [["pool", "pool"], ["allocation", "allocation"], ["server-identity", "serverIdentity"], ["notification", "notification"]];
+    const argsOf = (objects: readonly K8sObject[], kind: string, name: string) => podOf(ofKind(objects, kind).find((o) => o.metadata.name === name)!).spec.containers[0]!.args;
+
+    it("runs each service's node with the heap limits of its values, by default the image's", () => {
+      const { objects } = renderChart({ values: [PRODUCTION_VALUES] });
+      for (const [service, key] of SERVICES) {
+        expect(argsOf(objects, "Deployment", `cls-${service}`)).toEqual([...chartDefaultHeapFlags(key), `dist/${service}.mjs`, "serve"]);
+      }
+      expect(imageHeapFlags()).toHaveLength(2);
+      expect(imageHeapProblems()).toEqual([]);
+    });
+
+    it("takes a service's own heap values, leaving the others' alone", () => {
+      const { objects } = renderChart({ values: [PRODUCTION_VALUES], set: { "allocation.heap.maxOldSpaceMb": 160, "allocation.heap.maxSemiSpaceMb": 8 } });
+      expect(argsOf(objects, "Deployment", "cls-allocation")).toEqual(["--max-old-space-size=160", "--max-semi-space-size=8", "dist/allocation.mjs", "serve"]);
+      expect(argsOf(objects, "Deployment", "cls-pool")).toEqual([...chartDefaultHeapFlags("pool"), "dist/pool.mjs", "serve"]);
+    });
+
+    it("leaves the migration Jobs, with resources of their own, to the image's defaults", () => {
+      const { objects } = renderChart({ values: [PRODUCTION_VALUES], set: { "allocation.heap.maxOldSpaceMb": 160 } });
+      expect(argsOf(objects, "Job", "cls-allocation-migrate")).toEqual(["dist/allocation.mjs", "migrate"]);
+    });
   });
 
   describe("internal authentication", () => {

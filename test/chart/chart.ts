@@ -291,8 +291,9 @@ export function externalSecretNames(objects: readonly K8sObject[]): string[] {
 
 /**
  * What must hold between the rendered objects: names and ports line up from the Ingress to the
- * containers, every pod is locked down, probes hit the internal port, and each service has its
- * ServiceAccount, PodDisruptionBudget and NetworkPolicy.
+ * containers, every pod is locked down, probes hit the internal port, each service's node runs
+ * with V8 heap limits, and each service has its ServiceAccount, PodDisruptionBudget and
+ * NetworkPolicy.
  */
 export function consistencyProblems(objects: readonly K8sObject[]): string[] {
   const problems: string[] = [];
@@ -386,8 +387,12 @@ export function consistencyProblems(objects: readonly K8sObject[]): string[] {
       });
     if (!selects("PodDisruptionBudget") && ofKind(objects, "PodDisruptionBudget").length > 0) problems.push(`${name}: no PodDisruptionBudget`);
     if (!selects("NetworkPolicy") && ofKind(objects, "NetworkPolicy").length > 0) problems.push(`${name}: no NetworkPolicy of its own`);
-    if (!main.command || main.command[0] !== "node" || !/^dist\/[a-z-]+\.mjs$/.test(main.args?.[0] ?? "") || main.args?.[1] !== "serve") {
-      problems.push(`${name}: command is not node dist/<service>.mjs serve`);
+    const [oldSpace, semiSpace, script, command] = main.args ?? [];
+    if (main.command?.[0] !== "node" || !/^dist\/[a-z-]+\.mjs$/.test(script ?? "") || command !== "serve") {
+      problems.push(`${name}: command is not node <heap limits> dist/<service>.mjs serve`);
+    }
+    if (!/^--max-old-space-size=\d+$/.test(oldSpace ?? "") || !/^--max-semi-space-size=\d+$/.test(semiSpace ?? "")) {
+      problems.push(`${name}: node runs without V8 heap limits (--max-old-space-size, --max-semi-space-size) before its script`);
     }
   }
   return problems;

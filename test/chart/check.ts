@@ -17,6 +17,7 @@ import {
   validateAll,
 } from "./chart.js";
 import { badRenders, goodRenders } from "./cases.js";
+import { imageHeapProblems } from "./heap.js";
 
 let failed = 0;
 let passed = 0;
@@ -32,6 +33,7 @@ function report(name: string, problems: string[]): void {
 
 report("Chart.yaml appVersion is package.json's version", [appVersionProblem()].filter((p): p is string => !!p));
 report("values.yaml documents every value", undocumentedValues().map((path) => `${path} has no comment`));
+report("the image's NODE_OPTIONS carry the chart's default heap limits", imageHeapProblems());
 for (const [name, values] of [["development", [DEV_VALUES]], ["production-like", [PRODUCTION_VALUES]]] as const) {
   const lint = lintChart([...values]);
   report(`helm lint --strict (${name} values)`, lint.ok ? [] : [lint.output]);

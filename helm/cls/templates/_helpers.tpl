@@ -486,17 +486,40 @@ Context: dict "root" $ "svc" name.
 {{- end -}}
 
 {{/*
-The CLS container of a service, running `node dist/<svc>.mjs <command>`.
+node's V8 heap limits for a service's pods (its values' heap block), as command-line flags:
+these take precedence over the image's NODE_OPTIONS defaults, which the migration Jobs keep.
+Context: dict "root" $ "svc" name.
+*/}}
+{{- define "cls.heapArgs" -}}
+{{- $heap := (include "cls.serviceValues" . | fromJson).heap -}}
+{{- list (printf "--max-old-space-size=%d" (int $heap.maxOldSpaceMb)) (printf "--max-semi-space-size=%d" (int $heap.maxSemiSpaceMb)) | toJson -}}
+{{- end -}}
+
+{{/* A memory quantity (e.g. "512Mi", "1G", bytes) in MiB, or "" for a form not read here. Context: the quantity. */}}
+{{- define "cls.memoryMiB" -}}
+{{- $quantity := toString . -}}
+{{- $factors := dict "Ki" (divf 1 1024) "Mi" 1.0 "Gi" 1024.0 "Ti" 1048576.0 "k" (divf 1000 1048576) "M" (divf 1000000 1048576) "G" (divf 1000000000 1048576) "T" (divf 1000000000000 1048576) "" (divf 1 1048576) -}}
+{{- if regexMatch `^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$` $quantity -}}
+{{- $suffix := regexReplaceAll `^[0-9.]+` $quantity "" -}}
+{{- mulf (regexReplaceAll `[A-Za-z]+$` $quantity "" | float64) (index $factors $suffix) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The CLS container of a service, running `node <heap limits> dist/<svc>.mjs serve`, or
+`node dist/<svc>.mjs migrate`.
 Context: dict "root" $ "svc" name "command" "serve"|"migrate".
 */}}
 {{- define "cls.container" -}}
 {{- $root := .root -}}
 {{- $ctx := dict "root" $root "svc" .svc "command" .command -}}
+{{- $args := list (printf "dist/%s.mjs" .svc) .command -}}
+{{- if eq .command "serve" }}{{ $args = concat (include "cls.heapArgs" $ctx | fromJsonArray) $args }}{{ end -}}
 - name: {{ .svc }}
   image: {{ include "cls.image" $root | quote }}
   imagePullPolicy: {{ $root.Values.image.pullPolicy }}
   command: ["node"]
-  args: [{{ printf "dist/%s.mjs" .svc | quote }}, {{ .command | quote }}]
+  args: {{ $args | toJson }}
   env:
     {{- include "cls.env" (dict "root" $root "svc" .svc "command" .command) | nindent 4 }}
   securityContext:

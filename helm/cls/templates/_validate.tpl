@@ -94,6 +94,12 @@ other or a required secret is neither given nor referenced. Included by deployme
 {{- if and $s.autoscaling.enabled (gt (int $s.autoscaling.minReplicas) (int $s.autoscaling.maxReplicas)) -}}
 {{- $errors = append $errors (printf "%s.autoscaling: minReplicas (%v) is greater than maxReplicas (%v)" $info.valuesKey $s.autoscaling.minReplicas $s.autoscaling.maxReplicas) -}}
 {{- end -}}
+{{- /* The heap's limit plus the rest of the process (Node, code, buffers: ~90 MiB at rest, more under load) must fit the container. */ -}}
+{{- $limit := include "cls.memoryMiB" (($s.resources.limits | default dict).memory | default "") -}}
+{{- $heapMiB := add (int $s.heap.maxOldSpaceMb) (mul 3 (int $s.heap.maxSemiSpaceMb)) -}}
+{{- if and $limit (gt (add $heapMiB 128 | float64) ($limit | float64)) -}}
+{{- $errors = append $errors (printf "%s.heap: maxOldSpaceMb (%v) + 3 × maxSemiSpaceMb (%v) + 128 MiB for the rest of the process is %v MiB, more than resources.limits.memory (%v): lower the heap limits or raise the memory limit" $info.valuesKey $s.heap.maxOldSpaceMb $s.heap.maxSemiSpaceMb (add $heapMiB 128) $s.resources.limits.memory) -}}
+{{- end -}}
 {{- end -}}
 
 {{- /* Ingress. */ -}}

@@ -1,7 +1,6 @@
 import { createHash, X509Certificate } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { generate } from "selfsigned";
 
 export interface TlsMaterial {
   cert: string;
@@ -24,6 +23,8 @@ export async function loadOrCreateSelfSignedTls(dir: string): Promise<TlsMateria
   if (existsSync(certPath) && existsSync(keyPath)) {
     return { cert: readFileSync(certPath, "utf8"), key: readFileSync(keyPath, "utf8") };
   }
+  // Imported here: a deployment with mounted certificates never loads the generator.
+  const { generate } = await import("selfsigned");
   const made = await generate([{ name: "commonName", value: "localhost" }], {
     keyType: "ec",
     notAfterDate: new Date(Date.now() + 5 * 365 * 24 * 3600 * 1000),

@@ -1,11 +1,11 @@
 import { context, metrics, propagation, trace } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
-import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
 import { PrometheusExporter } from "@opentelemetry/exporter-prometheus";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { MeterProvider } from "@opentelemetry/sdk-metrics";
 import { BatchSpanProcessor, SimpleSpanProcessor, TracerProvider, type SpanExporter, type SpanProcessor } from "@opentelemetry/sdk-trace";
+import { otlpSpanExporter } from "./otlp-exporter.js";
 
 export interface TelemetryOptions {
   serviceName: string;
@@ -37,7 +37,7 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
   const resource = resourceFromAttributes({ "service.name": options.serviceName });
   const spanProcessors: SpanProcessor[] = [];
   if (options.otlpEndpoint) {
-    spanProcessors.push(new BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url: `${options.otlpEndpoint.replace(/\/$/, "")}/v1/traces` }) }));
+    spanProcessors.push(new BatchSpanProcessor({ exporter: otlpSpanExporter(options.otlpEndpoint) }));
   }
   if (options.spanExporter) spanProcessors.push(new SimpleSpanProcessor({ exporter: options.spanExporter }));
   const tracerProvider = new TracerProvider({ resource, spanProcessors });
