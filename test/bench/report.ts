@@ -258,7 +258,7 @@ export function renderMarkdown(results: BenchResults, analysis: string | undefin
       const cpu = medianCpu(s.runs, "cpu_cls");
       return (
         `pgbench offered the same rate answers with p99 ${fmt(s.baseline_p99_ms)} ms, so the tail is not the commit path; ` +
-        `CLS keeps the machine ${fmt(cpu?.machine_busy_pct)}% busy at this rate (the service's main thread ${fmt(cpu?.service_main_thread_pct)}%) and each call makes 7 Postgres and 3 Redis round trips, so bursts queue for CPU (see the analysis below)`
+        `CLS keeps the machine ${fmt(cpu?.machine_busy_pct)}% busy at this rate (the service's main thread ${fmt(cpu?.service_main_thread_pct)}%) and an uncontended call makes 5 Postgres and 3 Redis round trips (pre-read and revocation check shared with calls arriving together), so bursts queue for CPU (see the analysis below)`
       );
     };
     const bound =
