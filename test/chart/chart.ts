@@ -387,11 +387,13 @@ export function consistencyProblems(objects: readonly K8sObject[]): string[] {
       });
     if (!selects("PodDisruptionBudget") && ofKind(objects, "PodDisruptionBudget").length > 0) problems.push(`${name}: no PodDisruptionBudget`);
     if (!selects("NetworkPolicy") && ofKind(objects, "NetworkPolicy").length > 0) problems.push(`${name}: no NetworkPolicy of its own`);
-    const [oldSpace, semiSpace, script, command] = main.args ?? [];
-    if (main.command?.[0] !== "node" || !/^dist\/[a-z-]+\.mjs$/.test(script ?? "") || command !== "serve") {
+    const args = main.args ?? [];
+    const scriptAt = args.findIndex((arg) => /^dist\/[a-z-]+\.mjs$/.test(arg));
+    if (main.command?.[0] !== "node" || scriptAt < 0 || args[scriptAt + 1] !== "serve") {
       problems.push(`${name}: command is not node <heap limits> dist/<service>.mjs serve`);
     }
-    if (!/^--max-old-space-size=\d+$/.test(oldSpace ?? "") || !/^--max-semi-space-size=\d+$/.test(semiSpace ?? "")) {
+    const nodeFlags = args.slice(0, Math.max(scriptAt, 0));
+    if (!nodeFlags.some((flag) => /^--max-old-space-size=\d+$/.test(flag)) || !nodeFlags.some((flag) => /^--max-semi-space-size=\d+$/.test(flag))) {
       problems.push(`${name}: node runs without V8 heap limits (--max-old-space-size, --max-semi-space-size) before its script`);
     }
   }

@@ -94,7 +94,7 @@ other or a required secret is neither given nor referenced. Included by deployme
 {{- if and $s.autoscaling.enabled (gt (int $s.autoscaling.minReplicas) (int $s.autoscaling.maxReplicas)) -}}
 {{- $errors = append $errors (printf "%s.autoscaling: minReplicas (%v) is greater than maxReplicas (%v)" $info.valuesKey $s.autoscaling.minReplicas $s.autoscaling.maxReplicas) -}}
 {{- end -}}
-{{- /* The heap's limit plus the rest of the process (Node, code, buffers: ~90 MiB at rest, more under load) must fit the container. */ -}}
+{{- /* The heap's limit plus the rest of the process (Node, code, buffers: ~65 MiB at rest, ~105 MiB at the benchmark's peak) must fit the container. */ -}}
 {{- $limit := include "cls.memoryMiB" (($s.resources.limits | default dict).memory | default "") -}}
 {{- $heapMiB := add (int $s.heap.maxOldSpaceMb) (mul 3 (int $s.heap.maxSemiSpaceMb)) -}}
 {{- if and $limit (gt (add $heapMiB 128 | float64) ($limit | float64)) -}}
