@@ -8,7 +8,7 @@
  * BENCH_QUIET_PCT (15) and BENCH_QUIET_WAIT_S (120): before each measurement, wait that long
  * at most for the machine to be that idle; BENCH_BUNDLE (a prebuilt allocation bundle to
  * measure instead of building the working tree); BENCH_SERVICE_NODE_ARGS (extra node flags
- * for the service, e.g. V8 heap sizes); DATABASE_URL (an admin connection to Postgres),
+ * for the service, after the chart's default V8 heap limits, so they can override them); DATABASE_URL (an admin connection to Postgres),
  * REDIS_URL.
  */
 import { spawnSync } from "node:child_process";
